@@ -1,0 +1,15 @@
+"""mutual_mm: MutualNet (train once, run at any width x resolution) for
+MMDetection and MMAction2.
+
+Importing the package (``custom_imports=dict(imports=['mutual_mm'])`` in a config)
+first repairs the pinned OpenMMLab stack (see :mod:`mutual_mm.compat`), then
+registers the package's components in mmengine's root registries (see
+:mod:`mutual_mm.registry`).
+"""
+from .compat import apply_stack_repairs
+
+apply_stack_repairs()
+
+from . import registry  # noqa: E402,F401
+
+__version__ = '0.1.0'

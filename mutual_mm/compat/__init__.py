@@ -1,0 +1,29 @@
+"""Narrow repairs of the published OpenMMLab stack this package is pinned to.
+
+Each repair lives in its own module, checks that the defect is really present
+before touching anything, and is idempotent. They run when ``mutual_mm`` is
+imported, which happens through ``custom_imports`` while mmengine reads a config,
+so before ``mim train`` / ``tools/train.py`` builds a model or resumes a run.
+
+* :mod:`.mmaction_drn`: mmaction2 1.2.0 from PyPI lacks
+  ``mmaction/models/localizers/drn/`` that its ``localizers/__init__.py`` imports.
+* :mod:`.importlib_metadata`: mmaction2 imports the undeclared ``importlib_metadata``.
+* :mod:`.torch_load`: torch >= 2.6 loads with ``weights_only=True`` by default, which
+  rejects mmengine's own classes stored in resume checkpoints.
+"""
+from .importlib_metadata import repair_importlib_metadata
+from .mmaction_drn import repair_mmaction_drn
+from .torch_load import MMENGINE_CHECKPOINT_GLOBALS, repair_torch_load
+
+
+def apply_stack_repairs() -> None:
+    """Apply every repair (safe to call more than once)."""
+    repair_importlib_metadata()
+    repair_mmaction_drn()
+    repair_torch_load()
+
+
+__all__ = [
+    'apply_stack_repairs', 'repair_importlib_metadata', 'repair_mmaction_drn',
+    'repair_torch_load', 'MMENGINE_CHECKPOINT_GLOBALS'
+]

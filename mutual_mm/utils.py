@@ -1,0 +1,51 @@
+"""Small helpers shared by the tools and the tests."""
+from typing import Optional
+
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+
+def load_config(config: str, scope: Optional[str] = None) -> Config:
+    """Read a config (a path, or ``mmdet::``/``mmaction::`` name) and make its
+    ``default_scope`` (or ``scope``) the current one, as mmengine's Runner does."""
+    if '::' in config:  # a host package's own config, as `_base_` would name it
+        from mmengine.hub import get_config
+        cfg = get_config(config)
+    else:
+        cfg = Config.fromfile(config)
+    init_default_scope(scope or cfg.get('default_scope', 'mmengine'))
+    return cfg
+
+
+def build_model(cfg: Config, drop_pretrained: bool = True):
+    """Build ``cfg.model`` in the current default scope.
+
+    ``drop_pretrained`` removes every ``init_cfg``/``pretrained`` that would fetch
+    weights (torchvision://, http...), as there is no network at test time.
+    """
+    from mmengine.registry import MODELS
+    model_cfg = cfg.model.copy()
+    if drop_pretrained:
+        model_cfg = _drop_pretrained(model_cfg)
+    return MODELS.build(model_cfg)
+
+
+def _drop_pretrained(node):
+    if isinstance(node, dict):
+        out = type(node)()
+        for key, value in node.items():
+            if key == 'init_cfg' and _is_pretrained(value):
+                continue
+            if key == 'pretrained' and isinstance(value, str):
+                out[key] = None
+                continue
+            out[key] = _drop_pretrained(value)
+        return out
+    if isinstance(node, list):
+        return [_drop_pretrained(v) for v in node]
+    return node
+
+
+def _is_pretrained(init_cfg) -> bool:
+    cfgs = init_cfg if isinstance(init_cfg, list) else [init_cfg]
+    return any(isinstance(c, dict) and c.get('type') == 'Pretrained' for c in cfgs)

@@ -1,0 +1,13 @@
+from setuptools import find_packages, setup
+
+setup(
+    name='mutual_mm',
+    version='0.1.0',
+    description='MutualNet (width x resolution adaptive networks) for MMDetection and MMAction2',
+    packages=find_packages(include=['mutual_mm', 'mutual_mm.*']),
+    python_requires='>=3.9',
+    install_requires=[
+        'mmengine==0.10.7', 'mmcv==2.1.0', 'mmdet==3.3.0', 'mmaction2==1.2.0',
+        'importlib_metadata>=6',
+    ],
+)
