@@ -11,5 +11,8 @@ from .compat import apply_stack_repairs
 apply_stack_repairs()
 
 from . import registry  # noqa: E402,F401
+from . import ops, models  # noqa: E402,F401
+from .models import (active_config, get_active_config,  # noqa: E402
+                     set_active_config)
 
 __version__ = '0.1.0'

@@ -1,0 +1,9 @@
+"""Slimmable backbones and the model-level configuration API."""
+from .backbones import *  # noqa: F401,F403
+from .slimming import (active_config, find_slim_backbone, get_active_config,
+                       prepare_consumers, set_active_config, unwrap_model)
+
+__all__ = [
+    'active_config', 'find_slim_backbone', 'get_active_config', 'prepare_consumers',
+    'set_active_config', 'unwrap_model'
+]
