@@ -1,0 +1,5 @@
+from .base import SlimBackboneMixin, is_slim_backbone
+from .slim_mobilenet_v2 import SlimMobileNetV2
+from .slim_resnet import SlimResNet
+
+__all__ = ['SlimBackboneMixin', 'is_slim_backbone', 'SlimResNet', 'SlimMobileNetV2']
