@@ -42,3 +42,99 @@ def loss_of(model, packed):
     losses = model(**data, mode='loss')
     total, _ = model.parse_losses(losses)  # mmengine's own reduction
     return losses, total
+
+
+# ------------------------------------------------------------ runner configs
+DET_SCALES = [(160, 96), (160, 80), (160, 64)]
+
+
+def det_train_cfg(work_dir, data_root, scales=DET_SCALES, hook=None, max_iters=2,
+                  seed=0, val=False):
+    """The stock Mask R-CNN R50-FPN config, backbone swapped to SlimResNet, the
+    MultiResolution transform and (optionally) the hook added, on a small
+    generated COCO set; iteration-based, tiny sizes."""
+    from mutual_mm.datasets.synthetic import SHAPE_CLASSES, make_coco_shapes
+    from mutual_mm.utils import load_config
+    cfg = load_config('mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py')
+    ann = make_coco_shapes(str(data_root), num_images=4, size=(160, 120), seed=seed)
+    cfg.model.backbone.type = 'SlimResNet'
+    cfg.model.backbone.init_cfg = None
+    cfg.model.roi_head.bbox_head.num_classes = len(SHAPE_CLASSES)
+    cfg.model.roi_head.mask_head.num_classes = len(SHAPE_CLASSES)
+    tail = [dict(type='Resize', keep_ratio=True), dict(type='PackDetInputs')]
+    cfg.train_pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+        dict(type='MultiResolution', scales=list(scales), transforms=tail),
+    ]
+    dataset = dict(type='CocoDataset', data_root=str(data_root), ann_file=ann,
+                   data_prefix=dict(img=''), metainfo=dict(classes=SHAPE_CLASSES),
+                   filter_cfg=dict(filter_empty_gt=True), pipeline=cfg.train_pipeline)
+    cfg.train_dataloader = dict(
+        batch_size=2, num_workers=0, persistent_workers=False,
+        sampler=dict(type='DefaultSampler', shuffle=False),
+        batch_sampler=dict(type='AspectRatioBatchSampler'), dataset=dataset)
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=10**6)
+    cfg.param_scheduler = []
+    cfg.optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9,
+                                            weight_decay=1e-4))
+    cfg.default_hooks.logger.interval = 1
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=max_iters,
+                                        by_epoch=False)
+    cfg.val_dataloader = cfg.val_evaluator = cfg.val_cfg = None
+    cfg.test_dataloader = cfg.test_evaluator = cfg.test_cfg = None
+    cfg.custom_hooks = [hook] if hook else []
+    cfg.randomness = dict(seed=seed)
+    cfg.work_dir = str(work_dir)
+    cfg.log_processor = dict(by_epoch=False)
+    cfg.visualizer = dict(type='DetLocalVisualizer', vis_backends=[])
+    return cfg
+
+
+SLOWONLY = 'mmaction::recognition/slowonly/slowonly_r50_8xb16-8x8x1-256e_kinetics400-rgb.py'
+
+
+def rec_train_cfg(work_dir, data_root, scales=(48, 40, 32), frames=(4, 3, 2), hook=None,
+                  max_iters=2, seed=0, checkpoint_interval=None, batch_size=2):
+    """The stock SlowOnly R50 Kinetics config, backbone swapped to
+    SlimResNet3dSlowOnly, MultiResolution (spatial x temporal) and (optionally)
+    the hook added, on small generated mp4 clips; no dropout (deterministic)."""
+    from mutual_mm.datasets.synthetic import MOTION_CLASSES, make_motion_videos
+    from mutual_mm.utils import load_config
+    cfg = load_config(SLOWONLY)
+    ann = make_motion_videos(str(data_root), num_videos=4, size=(64, 48),
+                             num_frames=16, seed=seed)
+    cfg.model.backbone.type = 'SlimResNet3dSlowOnly'
+    cfg.model.backbone.pretrained = None
+    cfg.model.cls_head.num_classes = len(MOTION_CLASSES)
+    cfg.model.cls_head.dropout_ratio = 0
+    tail = [dict(type='Resize', keep_ratio=False),
+            dict(type='FormatShape', input_format='NCTHW'),
+            dict(type='PackActionInputs')]
+    pipeline = [
+        dict(type='DecordInit'),
+        dict(type='SampleFrames', clip_len=frames[0], frame_interval=2, num_clips=1),
+        dict(type='DecordDecode'),
+        dict(type='MultiResolution', scales=list(scales), frames=list(frames),
+             transforms=tail),
+    ]
+    cfg.train_dataloader = dict(
+        batch_size=batch_size, num_workers=0, persistent_workers=False,
+        sampler=dict(type='DefaultSampler', shuffle=True),
+        dataset=dict(type='VideoDataset', ann_file=ann,
+                     data_prefix=dict(video=str(data_root)), pipeline=pipeline))
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=10**6)
+    cfg.param_scheduler = []
+    cfg.optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9))
+    cfg.default_hooks.logger.interval = 1
+    cfg.default_hooks.checkpoint = dict(
+        type='CheckpointHook', by_epoch=False,
+        interval=checkpoint_interval or max_iters)
+    cfg.val_dataloader = cfg.val_evaluator = cfg.val_cfg = None
+    cfg.test_dataloader = cfg.test_evaluator = cfg.test_cfg = None
+    cfg.custom_hooks = [hook] if hook else []
+    cfg.randomness = dict(seed=seed)
+    cfg.work_dir = str(work_dir)
+    cfg.log_processor = dict(by_epoch=False)
+    cfg.visualizer = dict(type='ActionVisualizer', vis_backends=[])
+    return cfg

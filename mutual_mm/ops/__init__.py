@@ -6,7 +6,8 @@ model and tested in isolation.
 from .base import SlimMixin
 from .channels import WidthGrid, active_channels, make_divisible
 from .conv import SlimConv2d, SlimConv3d
-from .convert import convert_to_slim, export_static, get_width, set_width, width_context
+from .convert import (convert_to_slim, export_static, get_width,
+                      register_dense_equivalent, set_width, width_context)
 from .linear import SlimLinear
 from .norm import SlimBatchNorm2d, SlimBatchNorm3d
 
@@ -14,4 +15,5 @@ __all__ = [
     'SlimMixin', 'SlimConv2d', 'SlimConv3d', 'SlimLinear', 'SlimBatchNorm2d',
     'SlimBatchNorm3d', 'make_divisible', 'active_channels', 'WidthGrid',
     'convert_to_slim', 'set_width', 'get_width', 'width_context', 'export_static',
+    'register_dense_equivalent',
 ]

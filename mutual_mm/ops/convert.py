@@ -25,6 +25,19 @@ _DENSE_TO_SLIM = {
     nn.Linear: SlimLinear,
 }
 
+
+
+def register_dense_equivalent(dense_cls: type, slim_cls: type) -> None:
+    """Let :func:`convert_to_slim` replace instances of ``dense_cls`` (exactly that
+    type) by ``slim_cls``. For subclasses of a torch layer whose forward computes
+    the same thing as torch's (e.g. mmcv's ``Conv3d`` wrapper, which only adds
+    handling of empty batches); the slim layer does not keep such extras."""
+    torch_cls = slim_cls.__bases__[-1]  # SlimConv2d(_SlimConvNd, nn.Conv2d)
+    if not issubclass(dense_cls, torch_cls):
+        raise TypeError(f'{dense_cls.__name__} is not a {torch_cls.__name__}')
+    _DENSE_TO_SLIM[dense_cls] = slim_cls
+
+
 # Layers with channel-shaped parameters that convert_to_slim cannot slim;
 # with strict=True finding one (not skipped) is an error.
 _UNSLIMMABLE = (

@@ -3,7 +3,16 @@ from typing import Sequence, Tuple
 
 from torch import nn
 
-from ...ops import active_channels, convert_to_slim, get_width, set_width
+from mmcv.cnn.bricks import wrappers as mmcv_wrappers
+
+from ...ops import (SlimConv2d, SlimConv3d, SlimLinear, active_channels,
+                    convert_to_slim, get_width, register_dense_equivalent, set_width)
+
+# mmcv's Conv2d/Conv3d/Linear (built by `build_conv_layer` in mmaction's 3D
+# ResNets) only add empty-batch handling to torch's forward: slim them as torch's.
+register_dense_equivalent(mmcv_wrappers.Conv2d, SlimConv2d)
+register_dense_equivalent(mmcv_wrappers.Conv3d, SlimConv3d)
+register_dense_equivalent(mmcv_wrappers.Linear, SlimLinear)
 
 
 class SlimBackboneMixin:

@@ -1,0 +1,2 @@
+"""Data side of MutualNet: the MultiResolution transform (and datasets)."""
+from .transforms import *  # noqa: F401,F403

@@ -1,0 +1,200 @@
+"""MutualLearningHook: turns a stock training run into MutualNet training."""
+import random
+from typing import Optional, Sequence
+
+from mmengine.hooks import Hook
+
+from ...datasets.transforms import MultiResolution
+from ...models.slimming import (find_slim_backbone, prepare_consumers,
+                                unwrap_model)
+from ...ops import WidthGrid
+from ...registry import HOOKS
+from ..cohort import sample_cohort
+from ..mutual_step import mutual_train_step
+
+CHECKPOINT_KEY = 'mutual_learning'
+DISTILL_MODES = ('auto', 'kl', 'gt')
+
+
+def find_multi_resolution(dataset) -> Optional[MultiResolution]:
+    """The MultiResolution transform in a dataset's pipeline (dataset wrappers
+    such as RepeatDataset / ConcatDataset / ClassBalancedDataset are unwrapped)."""
+    stack = [dataset]
+    while stack:
+        ds = stack.pop()
+        pipeline = getattr(ds, 'pipeline', None)
+        for t in getattr(pipeline, 'transforms', []) or []:
+            if isinstance(t, MultiResolution):
+                return t
+        stack.extend(getattr(ds, 'datasets', []) or [])
+        if getattr(ds, 'dataset', None) is not None:
+            stack.append(ds.dataset)
+    return None
+
+
+def classification_head(model):
+    """The head whose output is the class logits (mmaction ``cls_head``,
+    mmpretrain ``head``), or None for detectors."""
+    try:
+        from mmdet.models.detectors import BaseDetector
+        if isinstance(model, BaseDetector):
+            return None
+    except ImportError:  # pragma: no cover - mmdet is a dependency
+        pass
+    for name in ('cls_head', 'head'):
+        head = getattr(model, name, None)
+        if head is not None:
+            return head
+    return None
+
+
+@HOOKS.register_module()
+class MutualLearningHook(Hook):
+    """Train every iteration as a MutualNet cohort (paper section 3.2).
+
+    Per iteration: the full network (max width, the highest-resolution view, its
+    ground-truth loss), the smallest width and ``num_random`` widths sampled
+    uniformly on the width grid, each fed one view drawn uniformly from the
+    :class:`~mutual_mm.datasets.MultiResolution` views (the same for the whole
+    batch). Gradients of all members accumulate; the optimizer (and, through the
+    loop, the LR scheduler) steps once.
+
+    The hook replaces ``runner.model.train_step`` (of the DDP wrapper when there
+    is one, since ``MMDistributedDataParallel.train_step`` never calls the inner
+    model's) for the duration of training, and restores it afterwards.
+
+    Args:
+        width_range (tuple[float, float]): (min, max) width; max is the full
+            network's. Defaults to (0.25, 1.0).
+        width_step (float): spacing of the width grid; random widths are drawn
+            on it so the number of distinct layer shapes stays bounded (with
+            ``cudnn.benchmark`` every new shape is re-benchmarked). Defaults to 0.05.
+        num_random (int): random widths per iteration besides min and max.
+            Defaults to 2 (the paper's).
+        distill (str): sub-network loss: ``'kl'`` (KL divergence to the full
+            network's detached prediction: the paper's choice for classification
+            and recognition), ``'gt'`` (their own ground-truth losses: the
+            paper's choice for detection) or ``'auto'`` (``'gt'`` for detectors,
+            ``'kl'`` for models with a classification head). Defaults to 'auto'.
+        multi_resolution (bool): whether the train pipeline must contain
+            MultiResolution. False trains widths only (US-Net) at the pipeline's
+            resolution. Defaults to True.
+        seed (int, optional): seed of the cohort sampler; defaults to the run's
+            seed (the same on every rank). Its state is saved in checkpoints.
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(self, width_range: Sequence[float] = (0.25, 1.0),
+                 width_step: float = 0.05, num_random: int = 2,
+                 distill: str = 'auto', multi_resolution: bool = True,
+                 seed: Optional[int] = None):
+        self.grid = WidthGrid(width_range, step=width_step)
+        if not isinstance(num_random, int) or num_random < 0:
+            raise ValueError(f'MutualLearningHook: num_random={num_random!r}; valid: '
+                             'an int >= 0')
+        if distill not in DISTILL_MODES:
+            raise ValueError(f'MutualLearningHook: distill={distill!r}; valid: '
+                             f'{", ".join(map(repr, DISTILL_MODES))}')
+        self.num_random = num_random
+        self.distill = distill
+        self.multi_resolution = multi_resolution
+        self.seed = seed
+        self.rng = random.Random()
+        self.num_views = 1
+        self._logits = None
+        self._handles = []
+        self._stock_train_step = None
+
+    # --------------------------------------------------------------- set-up
+    def before_run(self, runner) -> None:
+        self.rng.seed(self.seed if self.seed is not None else runner.seed)
+
+    def before_train(self, runner) -> None:
+        wrapper = runner.model
+        model = unwrap_model(wrapper)
+        try:
+            self.backbone = find_slim_backbone(model)
+        except TypeError as err:
+            raise TypeError(f'MutualLearningHook cannot slim this model: {err}') \
+                from None
+        prepare_consumers(model)
+        self._check_views(runner)
+        self._setup_distillation(model)
+        self._stock_train_step = wrapper.__dict__.get('train_step')
+        wrapper.train_step = self._train_step_of(wrapper)
+        runner.logger.info(
+            f'MutualLearningHook: widths {self.grid.widths[0]}..{self.grid.max} '
+            f'(step {self.grid.step}), {self.num_random} random, '
+            f'{self.num_views} views, distill={self.resolved_distill}')
+
+    def _check_views(self, runner) -> None:
+        transform = find_multi_resolution(runner.train_dataloader.dataset)
+        if transform is None and self.multi_resolution:
+            raise ValueError(
+                'MutualLearningHook: the train pipeline has no MultiResolution '
+                'transform, so there are no resolutions to sample; add one (see '
+                'mutual_mm.datasets.MultiResolution) or set multi_resolution=False '
+                'to train widths only')
+        self.views = transform.views if transform is not None else [(None, None)]
+        self.num_views = len(self.views)
+
+    def _setup_distillation(self, model) -> None:
+        head = classification_head(model)
+        mode = self.distill
+        if mode == 'auto':
+            mode = 'gt' if head is None else 'kl'
+        if mode == 'kl' and head is None:
+            raise ValueError(
+                f'MutualLearningHook: distill="kl" needs a classification head '
+                f'(cls_head/head); {type(model).__name__} has none: use distill="gt"')
+        self.resolved_distill = mode
+        if mode == 'kl':
+            self._handles.append(head.register_forward_hook(self._keep_logits))
+
+    def _keep_logits(self, module, args, output) -> None:
+        self._logits = output
+
+    def _captured_logits(self):
+        logits, self._logits = self._logits, None
+        if logits is None:
+            raise RuntimeError('MutualLearningHook: the classification head did not '
+                               'run during the loss forward')
+        return logits
+
+    def _train_step_of(self, wrapper):
+
+        def train_step(data, optim_wrapper):
+            cohort = sample_cohort(self.grid, self.num_views, self.num_random,
+                                   self.rng)
+            try:
+                return mutual_train_step(
+                    wrapper, data, optim_wrapper, cohort,
+                    set_width=self.backbone.set_width,
+                    capture_logits=(self._captured_logits
+                                    if self.resolved_distill == 'kl' else None))
+            finally:
+                # validation and checkpoints see the full network
+                self.backbone.set_width(self.grid.max)
+
+        return train_step
+
+    def after_train(self, runner) -> None:
+        wrapper = runner.model
+        if self._stock_train_step is None:
+            wrapper.__dict__.pop('train_step', None)
+        else:
+            wrapper.train_step = self._stock_train_step
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    # ---------------------------------------------------- checkpoint / resume
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint[CHECKPOINT_KEY] = dict(rng_state=self.rng.getstate())
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        state = checkpoint.get(CHECKPOINT_KEY)
+        if state is not None:
+            version, internal, gauss = state['rng_state']
+            self.rng.setstate((version, tuple(internal), gauss))

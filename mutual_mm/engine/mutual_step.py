@@ -1,0 +1,101 @@
+"""One MutualNet training iteration, driven through the (possibly wrapped) model."""
+import contextlib
+from collections import OrderedDict
+from typing import Callable, Dict, List, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..models.slimming import unwrap_model
+from .cohort import Member
+
+
+def split_views(data: dict, num_views: int) -> List[dict]:
+    """A collated MultiResolution batch (every value a list over views) as one
+    batch per view, each in the form the stock data preprocessor takes."""
+    if num_views == 1 and not _is_view_batch(data):
+        return [data]
+    # pseudo_collate transposes each sample's per-view list into per-view
+    # tuples; the stock preprocessors expect the list a plain batch has.
+    return [{key: list(value[k]) if isinstance(value[k], tuple) else value[k]
+             for key, value in data.items()} for k in range(num_views)]
+
+
+def _is_view_batch(data: dict) -> bool:
+    inputs = data.get('inputs')
+    return isinstance(inputs, list) and len(inputs) > 0 and isinstance(inputs[0], list)
+
+
+def kl_to_teacher(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """KL(teacher || student) of the softmax predictions (paper eq. 4);
+    ``teacher`` is detached by the caller."""
+    return F.kl_div(F.log_softmax(student, dim=1), F.softmax(teacher, dim=1),
+                    reduction='batchmean')
+
+
+def backward_without_step(optim_wrapper, loss: torch.Tensor) -> None:
+    """Backward of one cohort member through the optim wrapper's own ``backward``
+    (so AMP loss scaling applies) with the wrapper's loss scaling for gradient
+    accumulation, without counting it as an iteration: the cohort is ONE
+    iteration, whose last member goes through ``update_params``."""
+    optim_wrapper.backward(optim_wrapper.scale_loss(loss))
+    optim_wrapper._inner_count -= 1
+
+
+def mutual_train_step(wrapper: nn.Module, data: dict, optim_wrapper,
+                      cohort: List[Member], set_width: Callable[[float], None],
+                      capture_logits: Optional[Callable[[], torch.Tensor]] = None
+                      ) -> Dict[str, torch.Tensor]:
+    """Train ``cohort`` on ``data``; gradients accumulate, the optimizer steps once.
+
+    Args:
+        wrapper: ``runner.model``: the model or its DDP wrapper. Forward passes go
+            through it, so DDP prepares its reducer; all members but the last
+            run under ``no_sync()``, so exactly one gradient all-reduce happens.
+        data: the collated batch, one entry per view (see :func:`split_views`).
+        optim_wrapper: the runner's optim wrapper (AMP, clipping and
+            ``accumulative_counts`` are its own business).
+        cohort: members, the full network first.
+        set_width: sets the active width of the model.
+        capture_logits: if given, distillation is on: returns the classification
+            logits of the last forward; sub-networks then learn the KL divergence
+            to the full network's detached logits instead of their own losses.
+
+    Returns:
+        log variables: every member's losses prefixed by its name, its width and
+        view, and ``loss`` (the sum of the members' losses).
+    """
+    model = unwrap_model(wrapper)
+    views = split_views(data, 1 + max(m.view for m in cohort))
+    can_skip_sync = wrapper is not model and hasattr(wrapper, 'no_sync')
+    log_vars: Dict[str, torch.Tensor] = OrderedDict()
+    total = 0.0
+    teacher = None
+    for k, member in enumerate(cohort):
+        last = k == len(cohort) - 1
+        sync = contextlib.nullcontext() if last or not can_skip_sync \
+            else wrapper.no_sync()
+        with sync:
+            with optim_wrapper.optim_context(wrapper):
+                set_width(member.width)
+                batch = model.data_preprocessor(views[member.view], True)
+                losses = wrapper._run_forward(batch, mode='loss')
+                if capture_logits is not None:
+                    logits = capture_logits()
+                    if k == 0:
+                        teacher = logits.detach()
+                    else:
+                        losses = {'loss_kl': kl_to_teacher(logits, teacher)}
+            loss, member_logs = model.parse_losses(losses)
+            if last:
+                optim_wrapper.update_params(loss)
+            else:
+                backward_without_step(optim_wrapper, loss)
+        total = total + member_logs['loss'].detach()
+        for key, value in member_logs.items():
+            log_vars[f'{member.name}.{key}'] = value.detach()
+        log_vars[f'{member.name}.width'] = torch.tensor(member.width)
+        log_vars[f'{member.name}.view'] = torch.tensor(float(member.view))
+    log_vars['loss'] = total
+    return log_vars
