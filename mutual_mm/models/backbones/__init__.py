@@ -1,5 +1,7 @@
 from .base import SlimBackboneMixin, is_slim_backbone
 from .slim_mobilenet_v2 import SlimMobileNetV2
 from .slim_resnet import SlimResNet
+from .slim_resnet3d_slowonly import SlimResNet3dSlowOnly
 
-__all__ = ['SlimBackboneMixin', 'is_slim_backbone', 'SlimResNet', 'SlimMobileNetV2']
+__all__ = ['SlimBackboneMixin', 'is_slim_backbone', 'SlimResNet', 'SlimMobileNetV2',
+    'SlimResNet3dSlowOnly']
