@@ -47,3 +47,145 @@ def test_slowonly_recognizer_trains_with_kl_and_video_views(tmp_path):
     hook_obj = [h for h in runner.hooks if isinstance(h, MutualLearningHook)][0]
     assert hook_obj.resolved_distill == 'kl'
     assert hook_obj.num_views == 9  # 3 sizes x 3 frame counts
+
+
+# ------------------------------------------------------------- equivalences
+def test_single_member_hooked_step_equals_the_stock_step(tmp_path):
+    """num_random=0, one resolution, width range [1, 1]: the cohort is the full
+    network alone, so one hooked step must produce the stock step's weights."""
+    scale = DET_SCALES[0]
+    hook = dict(type='MutualLearningHook', width_range=(1.0, 1.0), num_random=0)
+    hooked = _runner(det_train_cfg(tmp_path / 'a', tmp_path / 'data', scales=[scale],
+                                   hook=hook, max_iters=1))
+    start = {k: v.clone() for k, v in hooked.model.state_dict().items()}
+    hooked.train()  # before the next Runner: init_weights draws from the seeded RNG
+    stock_cfg = det_train_cfg(tmp_path / 'b', tmp_path / 'data', max_iters=1)
+    stock_cfg.train_dataloader.dataset.pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+        dict(type='Resize', scale=scale, keep_ratio=True),
+        dict(type='PackDetInputs'),
+    ]
+    stock = _runner(stock_cfg)
+    for key, value in stock.model.state_dict().items():
+        assert torch.equal(start[key], value), key  # same start
+    stock.train()
+    changed = 0
+    for key, value in stock.model.state_dict().items():
+        torch.testing.assert_close(hooked.model.state_dict()[key], value, rtol=0,
+                                   atol=0, msg=key)
+        changed += not torch.equal(start[key], value)
+    assert changed > 100  # the step did train
+
+
+def _grads_of_one_step(model, step):
+    """Gradients seen by the optimizer at its (single) step."""
+    from mmengine.optim import OptimWrapper
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    grads = {}
+
+    def keep(opt, args, kwargs):
+        for name, p in model.named_parameters():
+            if p.grad is not None:
+                grads[name] = p.grad.clone()
+
+    optimizer.register_step_pre_hook(keep)
+    step(OptimWrapper(optimizer))
+    return grads
+
+
+@pytest.mark.parametrize('distill', ['kl', 'gt'])
+def test_hooked_gradient_is_the_sum_of_member_gradients(tmp_path, distill):
+    from mmengine.dataset import pseudo_collate
+
+    from mutual_mm.engine import Member, kl_to_teacher, mutual_train_step, split_views
+    from .helpers import rec_train_cfg
+    hook = dict(type='MutualLearningHook', width_range=(0.5, 1.0), distill=distill)
+    runner = _runner(rec_train_cfg(tmp_path / 'w', tmp_path / 'd', hook=hook))
+    model = runner.model
+    hook = [h for h in runner.hooks if isinstance(h, MutualLearningHook)][0]
+    hook.before_train(runner)  # set-up only: consumers, distillation capture
+    dataset = runner.train_dataloader.dataset
+    data = pseudo_collate([dataset[0], dataset[1]])
+    cohort = [Member('full', 1.0, 0), Member('min', 0.5, 8), Member('rand0', 0.75, 4)]
+
+    hooked = _grads_of_one_step(model, lambda ow: mutual_train_step(
+        model, data, ow, cohort, model.backbone.set_width,
+        hook._captured_logits if distill == 'kl' else None))
+
+    views = split_views(data, 9)
+    separate = {}
+    teacher = None
+    for member in cohort:
+        model.zero_grad()
+        model.backbone.set_width(member.width)
+        batch = model.data_preprocessor(views[member.view], True)
+        feats, _ = model.extract_feat(batch['inputs'], test_mode=False)
+        logits = model.cls_head(feats)
+        if member.name == 'full' or distill == 'gt':
+            loss = model.cls_head.loss_by_feat(logits, batch['data_samples'])['loss_cls']
+        else:
+            loss = kl_to_teacher(logits, teacher)
+        if member.name == 'full':
+            teacher = logits.detach()
+        loss.backward()
+        for name, p in model.named_parameters():
+            if p.grad is not None:
+                separate[name] = separate.get(name, 0) + p.grad.clone()
+    assert hooked.keys() == separate.keys()
+    for name, grad in separate.items():
+        torch.testing.assert_close(hooked[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+# ------------------------------------------------------------------ resume
+class _Interrupted(Exception):
+    pass
+
+
+def _recording_hooks(record, interrupt_at=None):
+    from mmengine.hooks import Hook
+
+    class Record(Hook):
+        priority = 'LOWEST'
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            record.append({k: round(float(v), 6) for k, v in outputs.items()})
+            if runner.iter + 1 == interrupt_at:  # after CheckpointHook saved
+                raise _Interrupted
+
+    return [Record()]
+
+
+def test_resume_reproduces_the_uninterrupted_run(tmp_path):
+    from .helpers import rec_train_cfg
+    hook = dict(type='MutualLearningHook', width_range=(0.5, 1.0), num_random=2)
+
+    def cfg(work):
+        c = rec_train_cfg(work, tmp_path / 'data', hook=hook, max_iters=4,
+                          checkpoint_interval=2)
+        # a deterministic pipeline: what differs between runs is then only what
+        # resume must restore (weights, optimizer, data position, cohort sampler)
+        c.train_dataloader.dataset.pipeline[1]['test_mode'] = True
+        return c
+
+    straight_log = []
+    straight = _runner(cfg(tmp_path / 'straight'))
+    straight.register_custom_hooks(_recording_hooks(straight_log))
+    straight.train()
+
+    first_log = []
+    first = _runner(cfg(tmp_path / 'resumed'))
+    first.register_custom_hooks(_recording_hooks(first_log, interrupt_at=2))
+    with pytest.raises(_Interrupted):
+        first.train()
+    resumed_log = []
+    resumed_cfg = cfg(tmp_path / 'resumed')
+    resumed_cfg.resume = True
+    resumed = _runner(resumed_cfg)
+    resumed.register_custom_hooks(_recording_hooks(resumed_log))
+    resumed.train()
+
+    assert first_log + resumed_log == straight_log
+    assert len(straight_log) == 4
+    widths = {log['rand0.width'] for log in straight_log}
+    assert len(widths) > 1  # the sampler did draw different configurations

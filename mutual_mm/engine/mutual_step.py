@@ -24,7 +24,9 @@ def split_views(data: dict, num_views: int) -> List[dict]:
 
 def _is_view_batch(data: dict) -> bool:
     inputs = data.get('inputs')
-    return isinstance(inputs, list) and len(inputs) > 0 and isinstance(inputs[0], list)
+    # a plain batch holds one tensor per sample; a view batch one sequence per view
+    return (isinstance(inputs, list) and len(inputs) > 0
+            and isinstance(inputs[0], (list, tuple)))
 
 
 def kl_to_teacher(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
