@@ -189,3 +189,88 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     assert len(straight_log) == 4
     widths = {log['rand0.width'] for log in straight_log}
     assert len(widths) > 1  # the sampler did draw different configurations
+
+
+# ------------------------------------------------------------------- errors
+def test_refusals_at_before_train(tmp_path):
+    from .helpers import rec_train_cfg
+    hook = dict(type='MutualLearningHook', width_range=(0.5, 1.0))
+    stock = rec_train_cfg(tmp_path / 'a', tmp_path / 'd', hook=hook)
+    stock.model.backbone.type = 'ResNet3dSlowOnly'
+    with pytest.raises(TypeError, match='cannot slim this model.*ResNet3dSlowOnly'):
+        _runner(stock).train()
+
+    no_views = rec_train_cfg(tmp_path / 'b', tmp_path / 'd', hook=hook)
+    pipeline = no_views.train_dataloader.dataset.pipeline
+    pipeline[-1:] = pipeline[-1]['transforms']
+    pipeline[-3]['scale'] = (32, 32)
+    with pytest.raises(ValueError, match='no MultiResolution'):
+        _runner(no_views).train()
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(width_range=(0.2, 1.2)), r'hi=1\.2'),
+    (dict(width_range=(0.0, 1.0)), r'lo=0\.0'),
+    (dict(width_range=(0.5, 1.0), width_step=0), 'step must be a positive'),
+    (dict(num_random=-1), 'num_random=-1'),
+    (dict(distill='mse'), "distill='mse'.*'auto', 'kl', 'gt'"),
+])
+def test_bad_hook_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MutualLearningHook(**kwargs)
+
+
+def test_kl_needs_a_classification_head(tmp_path):
+    hook = dict(type='MutualLearningHook', distill='kl')
+    with pytest.raises(ValueError, match='needs a classification head.*MaskRCNN'):
+        _runner(det_train_cfg(tmp_path / 'w', tmp_path / 'd', hook=hook)).train()
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(scales=[]), 'scales is empty'),
+    (dict(scales=[64, 0]), 'non-positive'),
+    (dict(scales=[64, 80]), 'scale 80 is above'),
+    (dict(scales=[(100, 60), (120, 40)]), r'\(120, 40\) is above'),
+    (dict(scales=[64], frames=[]), 'frames is empty'),
+    (dict(scales=[64], frames=[4, 6]), 'frame count 6'),
+    (dict(scales=[64], transforms=[dict(type='PackActionInputs')]), 'no Resize'),
+    (dict(scales=[64], transforms=[dict(type='Resize', scale=(9, 9))]), 'own scale'),
+])
+def test_bad_multi_resolution_arguments(kwargs, match):
+    from mutual_mm.datasets import MultiResolution
+    args = dict(transforms=[dict(type='Resize', keep_ratio=False)])
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        MultiResolution(**args)
+
+
+# ------------------------------------------ optim wrapper features
+def test_accumulation_and_clipping_step_once_per_cohort(tmp_path):
+    """accumulative_counts=2: the optimizer steps after every 2nd iteration (not
+    after every 2nd member); clipping applies to the accumulated gradient."""
+    from mmengine.hooks import Hook
+
+    from .helpers import rec_train_cfg
+    seen = []
+
+    class Watch(Hook):
+        priority = 'LOWEST'
+
+        def before_train_iter(self, runner, batch_idx, data_batch=None):
+            self.before = runner.model.cls_head.fc_cls.weight.detach().clone()
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            fc = runner.model.cls_head.fc_cls
+            seen.append((not torch.equal(self.before, fc.weight), fc.weight.grad is not None,
+                         runner.optim_wrapper._inner_count))
+
+    hook = dict(type='MutualLearningHook', width_range=(0.5, 1.0), num_random=2)
+    cfg = rec_train_cfg(tmp_path / 'w', tmp_path / 'd', hook=hook, max_iters=4)
+    cfg.optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.1),
+                             accumulative_counts=2, clip_grad=dict(max_norm=1.0))
+    runner = _runner(cfg)
+    runner.register_custom_hooks([Watch()])
+    runner.train()
+    # (weights changed, gradient kept, iterations counted) after each iteration
+    assert seen == [(False, True, 1), (True, False, 2), (False, True, 3), (True, False, 4)]
+    assert 'train/grad_norm' in runner.message_hub.log_scalars
