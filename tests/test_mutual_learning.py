@@ -27,6 +27,8 @@ def test_mask_rcnn_trains_with_the_hook_and_logs_every_member(tmp_path):
         assert f'train/{member}.loss_mask' in scalars
     assert scalars['train/min.width'].current() == 0.25
     assert scalars['train/full.width'].current() == 1.0
+    assert scalars['train/full.res'].current() == DET_SCALES[0][1]
+    assert scalars['train/rand0.res'].current() in [s[1] for s in DET_SCALES]
     assert runner.iter == 2
     # the stock train step is back, the model is at full width
     assert 'train_step' not in runner.model.__dict__
@@ -47,6 +49,8 @@ def test_slowonly_recognizer_trains_with_kl_and_video_views(tmp_path):
     hook_obj = [h for h in runner.hooks if isinstance(h, MutualLearningHook)][0]
     assert hook_obj.resolved_distill == 'kl'
     assert hook_obj.num_views == 9  # 3 sizes x 3 frame counts
+    assert scalars['train/full.frames'].current() == 4
+    assert scalars['train/full.res'].current() == 48
 
 
 # ------------------------------------------------------------- equivalences

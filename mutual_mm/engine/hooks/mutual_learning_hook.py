@@ -2,6 +2,7 @@
 import random
 from typing import Optional, Sequence
 
+import torch
 from mmengine.hooks import Hook
 
 from ...datasets.transforms import MultiResolution
@@ -168,16 +169,29 @@ class MutualLearningHook(Hook):
             cohort = sample_cohort(self.grid, self.num_views, self.num_random,
                                    self.rng)
             try:
-                return mutual_train_step(
+                log_vars = mutual_train_step(
                     wrapper, data, optim_wrapper, cohort,
                     set_width=self.backbone.set_width,
                     capture_logits=(self._captured_logits
                                     if self.resolved_distill == 'kl' else None))
+                self._log_resolutions(log_vars, cohort)
+                return log_vars
             finally:
                 # validation and checkpoints see the full network
                 self.backbone.set_width(self.grid.max)
 
         return train_step
+
+    def _log_resolutions(self, log_vars, cohort) -> None:
+        """Each member's input size (short edge) and frame count, beside its
+        width, so the logs say which configuration produced which loss."""
+        for member in cohort:
+            scale, frames = self.views[member.view]
+            if scale is not None:
+                short = min(scale) if isinstance(scale, tuple) else scale
+                log_vars[f'{member.name}.res'] = torch.tensor(float(short))
+            if frames is not None:
+                log_vars[f'{member.name}.frames'] = torch.tensor(float(frames))
 
     def after_train(self, runner) -> None:
         wrapper = runner.model
