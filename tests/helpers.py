@@ -95,7 +95,8 @@ SLOWONLY = 'mmaction::recognition/slowonly/slowonly_r50_8xb16-8x8x1-256e_kinetic
 
 
 def rec_train_cfg(work_dir, data_root, scales=(48, 40, 32), frames=(4, 3, 2), hook=None,
-                  max_iters=2, seed=0, checkpoint_interval=None, batch_size=2):
+                  max_iters=2, seed=0, checkpoint_interval=None, batch_size=2,
+                  with_test=False):
     """The stock SlowOnly R50 Kinetics config, backbone swapped to
     SlimResNet3dSlowOnly, MultiResolution (spatial x temporal) and (optionally)
     the hook added, on small generated mp4 clips; no dropout (deterministic)."""
@@ -132,6 +133,22 @@ def rec_train_cfg(work_dir, data_root, scales=(48, 40, 32), frames=(4, 3, 2), ho
         interval=checkpoint_interval or max_iters)
     cfg.val_dataloader = cfg.val_evaluator = cfg.val_cfg = None
     cfg.test_dataloader = cfg.test_evaluator = cfg.test_cfg = None
+    if with_test:  # the test pipeline ends with the size a configuration sets
+        test_pipeline = [
+            dict(type='DecordInit'),
+            dict(type='SampleFrames', clip_len=frames[0], frame_interval=2,
+                 num_clips=1, test_mode=True),
+            dict(type='DecordDecode'),
+            dict(type='Resize', scale=(scales[0], scales[0]), keep_ratio=False),
+            dict(type='FormatShape', input_format='NCTHW'),
+            dict(type='PackActionInputs')]
+        cfg.test_dataloader = dict(
+            batch_size=2, num_workers=0, persistent_workers=False,
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            dataset=dict(type='VideoDataset', ann_file=ann, test_mode=True,
+                         data_prefix=dict(video=str(data_root)), pipeline=test_pipeline))
+        cfg.test_evaluator = dict(type='AccMetric')
+        cfg.test_cfg = dict(type='TestLoop')
     cfg.custom_hooks = [hook] if hook else []
     cfg.randomness = dict(seed=seed)
     cfg.work_dir = str(work_dir)

@@ -1,0 +1,12 @@
+"""Deployment: BN calibration per configuration, testing at a configuration."""
+from .bn_calibration import apply_bn_stats, batch_norms, calibrate_bn, calibration_mode
+from .calibrated_config_hook import CALIBRATION_KEY, CalibratedConfigHook
+from .calibrate_checkpoint import calibrate_checkpoint, calibrate_configs, trained_configs
+from .configuration import SubnetConfig
+from .pipeline_config import set_pipeline_config
+
+__all__ = [
+    'apply_bn_stats', 'batch_norms', 'calibrate_bn', 'calibration_mode',
+    'CALIBRATION_KEY', 'CalibratedConfigHook', 'SubnetConfig', 'set_pipeline_config',
+    'calibrate_checkpoint', 'calibrate_configs', 'trained_configs'
+]

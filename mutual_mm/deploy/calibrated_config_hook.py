@@ -1,0 +1,62 @@
+"""CalibratedConfigHook: validate/test a MutualNet checkpoint at one configuration."""
+from typing import Optional
+
+from mmengine.hooks import Hook
+
+from ..models.slimming import set_active_config
+from ..registry import HOOKS
+from .bn_calibration import apply_bn_stats
+from .configuration import SubnetConfig
+from .pipeline_config import set_pipeline_config
+
+CALIBRATION_KEY = 'bn_calibration'
+
+
+@HOOKS.register_module()
+class CalibratedConfigHook(Hook):
+    """Run validation/testing at one (width, scale[, frames]) configuration with
+    the BN statistics calibrated for it by ``tools/calibrate_bn.py``.
+
+    Before the val/test loop: the model's width is set, the val/test pipeline's
+    last ``Resize`` gets ``scale`` (and ``SampleFrames`` the frame count), and the
+    statistics stored for this configuration in the loaded checkpoint are written
+    into the BN layers. A configuration the checkpoint has no statistics for fails
+    with the list of calibrated ones (width 1.0 at the pipeline's own size, the
+    trained full network, needs none).
+
+    Args:
+        width (float): backbone width. Defaults to 1.0.
+        scale (int | tuple, optional): input size, as ``MultiResolution`` takes
+            it. Defaults to None (the pipeline's own).
+        frames (int, optional): frames per clip (video). Defaults to None.
+    """
+
+    priority = 'HIGH'
+
+    def __init__(self, width: float = 1.0, scale=None, frames: Optional[int] = None):
+        self.config = SubnetConfig(width, scale, frames)
+        self.calibration = None
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        self.calibration = checkpoint.get(CALIBRATION_KEY)
+
+    def _apply(self, runner, dataloader) -> None:
+        config = self.config
+        set_active_config(runner.model, config.width)
+        set_pipeline_config(dataloader.dataset, config.scale, config.frames)
+        calibrated = (self.calibration or {}).get(config.key)
+        if calibrated is None and config == SubnetConfig(1.0):
+            return  # the full network keeps the statistics it was trained with
+        if calibrated is None:
+            known = sorted(self.calibration or {})
+            raise KeyError(
+                f'no calibrated BN statistics for configuration {config.key} in the '
+                f'checkpoint; calibrated: {known or "none"}. Run tools/calibrate_bn.py '
+                'for it first')
+        apply_bn_stats(runner.model, calibrated['stats'])
+
+    def before_val(self, runner) -> None:
+        self._apply(runner, runner.val_dataloader)
+
+    def before_test(self, runner) -> None:
+        self._apply(runner, runner.test_dataloader)

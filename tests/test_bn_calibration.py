@@ -1,0 +1,156 @@
+"""BN calibration per configuration, and testing at a calibrated configuration."""
+import copy
+
+import pytest
+import torch
+from mmengine.model import BaseModel
+from mmengine.runner import Runner
+from torch import nn
+
+import mutual_mm  # noqa: F401
+from mutual_mm.deploy import SubnetConfig, calibrate_bn, trained_configs
+from mutual_mm.models.backbones.base import SlimBackboneMixin
+
+
+class _TinySlim(SlimBackboneMixin, nn.Module):
+    """conv(3->16) + BN, slimmable: the smallest model with one BN to check."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 3, padding=1)
+        self.bn = nn.BatchNorm2d(16)
+        self._make_slim()
+
+    full_out_channels = (16, )
+
+    def forward(self, x):
+        return (self.bn(self.conv(x)), )
+
+
+class _TinyModel(BaseModel):
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = _TinySlim()
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        return self.backbone(inputs)
+
+
+def test_statistics_equal_the_exact_batch_statistics():
+    torch.manual_seed(0)
+    model = _TinyModel()
+    batches = [dict(inputs=torch.randn(4, 3, 8, 8) * 3 + 1) for _ in range(3)]
+    stats = calibrate_bn(model, iter(batches), num_batches=3, width=0.5)
+    mean, var = stats['backbone.bn']
+    assert mean.shape == (8, )  # active_channels(16, 0.5)
+    conv = model.backbone.conv
+    feats = [nn.functional.conv2d(b['inputs'], conv.weight[:8], conv.bias[:8], padding=1)
+             for b in batches]
+    # momentum=None: the cumulative average of each batch's mean and unbiased var
+    exp_mean = torch.stack([f.mean((0, 2, 3)) for f in feats]).mean(0)
+    exp_var = torch.stack([f.var((0, 2, 3), unbiased=True) for f in feats]).mean(0)
+    torch.testing.assert_close(mean, exp_mean, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(var, exp_var, rtol=1e-5, atol=1e-6)
+    assert model.backbone.bn.momentum == 0.1  # restored
+    assert model.training  # modes restored
+
+
+def test_too_few_batches_and_bad_counts_are_refused():
+    model = _TinyModel()
+    with pytest.raises(ValueError, match='only 1'):
+        calibrate_bn(model, iter([dict(inputs=torch.randn(2, 3, 4, 4))]), 2)
+    with pytest.raises(ValueError, match='num_batches=0'):
+        calibrate_bn(model, iter([]), 0)
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """A SlowOnly MutualNet trained for 2 iterations, with a test split."""
+    from .helpers import rec_train_cfg
+    tmp = tmp_path_factory.mktemp('calib')
+    hook = dict(type='MutualLearningHook', width_range=(0.5, 1.0), num_random=1)
+    cfg = rec_train_cfg(tmp / 'work', tmp / 'data', hook=hook, with_test=True)
+    Runner.from_cfg(copy.deepcopy(cfg)).train()
+    return cfg, str(tmp / 'work' / 'iter_2.pth'), tmp
+
+
+def test_trained_configurations_come_from_the_config(trained):
+    cfg, _, _ = trained
+    configs = trained_configs(cfg)
+    assert len(configs) == 11 * 3 * 3  # widths 0.5..1.0 step 0.05 x 3 sizes x 3 frames
+    assert configs[0] == SubnetConfig(0.5, 48, 4)
+
+
+def _test_at(cfg, checkpoint, work_dir, **config):
+    """`mim test` at a configuration: the checkpoint, a CalibratedConfigHook; also
+    returns the prediction scores of every test sample."""
+    from mmengine.hooks import Hook
+    scores = []
+
+    class KeepScores(Hook):
+
+        def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            scores.extend(o.pred_score.clone() for o in outputs)
+
+    cfg = copy.deepcopy(cfg)
+    cfg.custom_hooks = [dict(type='CalibratedConfigHook', **config)]
+    cfg.load_from = checkpoint
+    cfg.work_dir = str(work_dir)
+    runner = Runner.from_cfg(cfg)
+    runner.register_custom_hooks([KeepScores()])
+    metrics = runner.test()
+    return runner, metrics, torch.stack(scores)
+
+
+def test_testing_a_calibrated_configuration_equals_calibrating_in_place(trained):
+    from mutual_mm import set_active_config
+    from mutual_mm.deploy import set_pipeline_config
+    from mutual_mm.deploy.calibrate_checkpoint import calibration_dataloader_cfg
+    from tools.calibrate_bn import main
+    cfg, checkpoint, tmp = trained
+    out = str(tmp / 'calibrated.pth')
+    cfg_file = tmp / 'config.py'
+    cfg.dump(str(cfg_file))
+    main([str(cfg_file), checkpoint, '--out', out, '--widths', '1.0', '0.5',
+          '--resolutions', '48', '32', '--frames', '4', '2', '--num-batches', '2'])
+    calibrated = torch.load(out)
+    assert sorted(calibrated['bn_calibration']) == sorted(
+        SubnetConfig(w, s, f).key for w in (1.0, 0.5) for s in (48, 32) for f in (4, 2))
+    original = torch.load(checkpoint)  # trained weights and statistics untouched
+    for key, value in original['state_dict'].items():
+        assert torch.equal(calibrated['state_dict'][key], value), key
+
+    runner, metrics, scores = _test_at(cfg, out, tmp / 't1', width=0.5, scale=32,
+                                       frames=2)
+    assert 'acc/top1' in metrics
+    assert scores.shape == (4, 4)
+
+    # in place: the trained checkpoint, calibrated right here, run on the test set
+    here = Runner.from_cfg(copy.deepcopy(cfg))
+    here.load_checkpoint(checkpoint)
+    model = here.model
+    calib = Runner.build_dataloader(calibration_dataloader_cfg(cfg), seed=0)
+    set_pipeline_config(calib.dataset, 32, 2)
+    calibrate_bn(model, iter(calib), num_batches=2, width=0.5)
+    set_active_config(model, 0.5)
+    test = Runner.build_dataloader(copy.deepcopy(cfg.test_dataloader), seed=0)
+    set_pipeline_config(test.dataset, 32, 2)
+    model.eval()
+    with torch.no_grad():
+        here_scores = torch.stack([o.pred_score for batch in test
+                                   for o in model.test_step(batch)])
+    torch.testing.assert_close(scores, here_scores, rtol=1e-5, atol=1e-6)
+
+    # and a different configuration really gives different predictions
+    _, _, full_scores = _test_at(cfg, out, tmp / 't2', width=1.0, scale=48, frames=4)
+    assert not torch.allclose(scores, full_scores)
+
+
+def test_an_uncalibrated_configuration_is_refused(trained):
+    cfg, checkpoint, tmp = trained
+    with pytest.raises(KeyError, match=r'w0\.75_s40_f3.*calibrated: none'):
+        _test_at(cfg, checkpoint, tmp / 'u', width=0.75, scale=40, frames=3)
+    # the full network at the pipeline's own size needs no calibration
+    _, metrics, _ = _test_at(cfg, checkpoint, tmp / "full")
+    assert 'acc/top1' in metrics

@@ -1,0 +1,59 @@
+"""Calibrate BN statistics of a MutualNet checkpoint for each configuration.
+
+    python tools/calibrate_bn.py CONFIG CHECKPOINT --out CALIBRATED \
+        [--widths 1.0 0.8 0.6] [--resolutions 224 160 | 1000x600 1000x360] \
+        [--frames 8 5 3] [--num-batches 10] [--batch-size N]
+
+Defaults: every trained configuration (the MutualLearningHook's width grid x the
+MultiResolution scales [x frames] of CONFIG). Then test any of them with
+``mim test ... --cfg-options`` and a ``CalibratedConfigHook`` (see the README).
+"""
+import argparse
+import warnings
+
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
+
+import mutual_mm  # noqa: E402,F401
+from mutual_mm.deploy import calibrate_checkpoint, trained_configs  # noqa: E402
+from mutual_mm.utils import load_config  # noqa: E402
+
+
+def parse_resolution(text: str):
+    """'224' -> 224 (square); '1000x600' -> (1000, 600) (long x short)."""
+    parts = text.lower().split('x')
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'resolution {text!r}: valid forms are 224 or 1000x600') from None
+    if len(values) not in (1, 2) or min(values) <= 0:
+        raise argparse.ArgumentTypeError(
+            f'resolution {text!r}: valid forms are 224 or 1000x600, positive sizes')
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('--out', required=True, help='calibrated checkpoint to write')
+    parser.add_argument('--widths', type=float, nargs='+')
+    parser.add_argument('--resolutions', type=parse_resolution, nargs='+')
+    parser.add_argument('--frames', type=int, nargs='+')
+    parser.add_argument('--num-batches', type=int, default=10)
+    parser.add_argument('--batch-size', type=int)
+    parser.add_argument('--work-dir', default=None,
+                        help='where the Runner logs (default: next to --out)')
+    args = parser.parse_args(argv)
+    cfg = load_config(args.config)
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or args.out + '.work'
+    configs = trained_configs(cfg, args.widths, args.resolutions, args.frames)
+    calibration = calibrate_checkpoint(cfg, args.checkpoint, args.out, configs,
+                                       args.num_batches, args.batch_size)
+    print(f'\ncalibrated {len(configs)} configurations '
+          f'({len(calibration)} in the checkpoint) -> {args.out}')
+
+
+if __name__ == '__main__':
+    main()
