@@ -1,4 +1,5 @@
 """Small helpers shared by the tools and the tests."""
+import argparse
 from typing import Optional
 
 from mmengine.config import Config
@@ -49,3 +50,17 @@ def _drop_pretrained(node):
 def _is_pretrained(init_cfg) -> bool:
     cfgs = init_cfg if isinstance(init_cfg, list) else [init_cfg]
     return any(isinstance(c, dict) and c.get('type') == 'Pretrained' for c in cfgs)
+
+
+def parse_resolution(text: str):
+    """'224' -> 224 (square); '1000x600' -> (1000, 600) (long x short)."""
+    parts = text.lower().split('x')
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'resolution {text!r}: valid forms are 224 or 1000x600') from None
+    if len(values) not in (1, 2) or min(values) <= 0:
+        raise argparse.ArgumentTypeError(
+            f'resolution {text!r}: valid forms are 224 or 1000x600, positive sizes')
+    return values[0] if len(values) == 1 else tuple(values)

@@ -64,17 +64,6 @@ def test_too_few_batches_and_bad_counts_are_refused():
         calibrate_bn(model, iter([]), 0)
 
 
-@pytest.fixture(scope='module')
-def trained(tmp_path_factory):
-    """A SlowOnly MutualNet trained for 2 iterations, with a test split."""
-    from .helpers import rec_train_cfg
-    tmp = tmp_path_factory.mktemp('calib')
-    hook = dict(type='MutualLearningHook', width_range=(0.5, 1.0), num_random=1)
-    cfg = rec_train_cfg(tmp / 'work', tmp / 'data', hook=hook, with_test=True)
-    Runner.from_cfg(copy.deepcopy(cfg)).train()
-    return cfg, str(tmp / 'work' / 'iter_2.pth'), tmp
-
-
 def test_trained_configurations_come_from_the_config(trained):
     cfg, _, _ = trained
     configs = trained_configs(cfg)

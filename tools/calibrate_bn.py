@@ -15,21 +15,7 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 import mutual_mm  # noqa: E402,F401
 from mutual_mm.deploy import calibrate_checkpoint, trained_configs  # noqa: E402
-from mutual_mm.utils import load_config  # noqa: E402
-
-
-def parse_resolution(text: str):
-    """'224' -> 224 (square); '1000x600' -> (1000, 600) (long x short)."""
-    parts = text.lower().split('x')
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f'resolution {text!r}: valid forms are 224 or 1000x600') from None
-    if len(values) not in (1, 2) or min(values) <= 0:
-        raise argparse.ArgumentTypeError(
-            f'resolution {text!r}: valid forms are 224 or 1000x600, positive sizes')
-    return values[0] if len(values) == 1 else tuple(values)
+from mutual_mm.utils import load_config, parse_resolution  # noqa: E402
 
 
 def main(argv=None):

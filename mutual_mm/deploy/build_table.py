@@ -1,0 +1,72 @@
+"""Evaluate a calibrated checkpoint over configurations: the lookup table."""
+import copy
+from typing import List, Optional
+
+from mmengine.config import Config
+from mmengine.runner import Runner
+from mmengine.utils import ProgressBar
+
+from .calibrate_checkpoint import calibrate_configs, calibration_dataloader_cfg
+from .calibrated_config_hook import CalibratedConfigHook
+from .complexity import measure_complexity, measure_latency_ms
+from .configuration import SubnetConfig
+from .lookup_table import TableRow
+from .pipeline_config import set_pipeline_config
+
+
+def pick_metric(metrics: dict, name: Optional[str]) -> str:
+    if name is not None:
+        if name not in metrics:
+            raise KeyError(f'metric {name!r} is not among the evaluator\'s: '
+                           f'{sorted(metrics)}')
+        return name
+    for hint in ('bbox_mAP', 'segm_mAP', 'mAP', 'top1', 'acc'):
+        for key in metrics:
+            if key.endswith(hint) or f'/{hint}' in key:
+                return key
+    return next(iter(metrics))
+
+
+def build_lookup_table(cfg: Config, checkpoint: str, configs: List[SubnetConfig],
+                       metric: Optional[str] = None, latency: bool = False,
+                       num_batches: int = 10, repeats: int = 10):
+    """Evaluate ``configs`` of ``checkpoint`` with the config's own test metric.
+
+    Each configuration runs with BN statistics calibrated for it: taken from the
+    checkpoint's ``bn_calibration`` when present, else calibrated here first
+    (``num_batches`` training batches through the test pipeline). FLOPs and
+    parameters are measured on one test input at the configuration.
+
+    Returns:
+        (rows, metric name)
+    """
+    cfg = copy.deepcopy(cfg)
+    cfg.load_from = checkpoint
+    cfg.resume = False
+    hook = CalibratedConfigHook()
+    runner = Runner.from_cfg(cfg)
+    runner.register_custom_hooks([hook])
+    runner.load_checkpoint(checkpoint, map_location='cpu')
+    runner._has_loaded = True  # loaded above; runner.test() must not reload
+    calibration = dict(hook.calibration or {})
+    missing = [c for c in configs if c.key not in calibration]
+    if missing:
+        loader = Runner.build_dataloader(calibration_dataloader_cfg(cfg), seed=runner.seed)
+        calibration.update(calibrate_configs(runner.model, loader, missing, num_batches))
+    hook.calibration = calibration
+
+    probe_loader = Runner.build_dataloader(copy.deepcopy(cfg.test_dataloader),
+                                           seed=runner.seed)
+    rows, name = [], metric
+    bar = ProgressBar(len(configs))
+    for config in configs:
+        hook.config = config
+        metrics = runner.test()
+        name = pick_metric(metrics, name)
+        set_pipeline_config(probe_loader.dataset, config.scale, config.frames)
+        batch = next(iter(probe_loader))
+        flops, params = measure_complexity(runner.model, batch)
+        ms = measure_latency_ms(runner.model, batch, repeats) if latency else None
+        rows.append(TableRow(config, flops, params, float(metrics[name]), ms))
+        bar.update()
+    return rows, name

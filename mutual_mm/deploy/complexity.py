@@ -1,0 +1,80 @@
+"""FLOPs, parameters and latency of a model at its current configuration,
+counted on the compute really done (sliced layers count their sliced shapes)."""
+import statistics
+import time
+from functools import partial
+from typing import Tuple
+
+import torch
+from mmengine.analysis import FlopAnalyzer
+from torch import nn
+
+from ..models.slimming import unwrap_model
+from ..ops import export_static
+
+
+class _TensorForward(nn.Module):
+    """The model's tensor-mode forward (no post-processing) as a one-input module,
+    so mmengine's jit-based FlopAnalyzer can trace it (as mmdet's get_flops.py)."""
+
+    def __init__(self, model: nn.Module, data_samples):
+        super().__init__()
+        self.model = model
+        if hasattr(model, 'cls_head'):  # mmaction recognizers: up to the head
+            self.forward_fn = partial(model._forward, stage='head')
+        else:
+            self.forward_fn = partial(model._forward, data_samples=data_samples) \
+                if 'data_samples' in model._forward.__code__.co_varnames else \
+                partial(model._forward, batch_data_samples=data_samples)
+
+    def forward(self, inputs):
+        return self.forward_fn(inputs)
+
+
+def _one_input(model: nn.Module, data_batch: dict):
+    data = model.data_preprocessor(data_batch, False)
+    inputs = data['inputs'][:1]
+    samples = data.get('data_samples')
+    return inputs, (samples[:1] if samples is not None else None)
+
+
+@torch.no_grad()
+def measure_complexity(model: nn.Module, data_batch: dict) -> Tuple[float, float]:
+    """(FLOPs, parameters) of one input of ``data_batch`` at the current config."""
+    model = unwrap_model(model)
+    was_training = model.training
+    model.eval()
+    try:
+        inputs, samples = _one_input(model, data_batch)
+        forward = _TensorForward(model, samples)
+        analyzer = FlopAnalyzer(forward, (inputs, ))
+        analyzer.unsupported_ops_warnings(False)
+        analyzer.uncalled_modules_warnings(False)
+        flops = float(analyzer.total())
+        static = export_static(forward, inputs)
+        params = float(sum(p.numel() for p in static.parameters()))
+    finally:
+        model.train(was_training)
+    return flops, params
+
+
+@torch.no_grad()
+def measure_latency_ms(model: nn.Module, data_batch: dict, repeats: int = 10,
+                       warmup: int = 2) -> float:
+    """Median wall time (ms) of one input's tensor forward on the model's device."""
+    model = unwrap_model(model)
+    model.eval()
+    inputs, samples = _one_input(model, data_batch)
+    forward = _TensorForward(model, samples)
+    cuda = inputs.is_cuda
+    times = []
+    for i in range(warmup + repeats):
+        if cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        forward(inputs)
+        if cuda:
+            torch.cuda.synchronize()
+        if i >= warmup:
+            times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)

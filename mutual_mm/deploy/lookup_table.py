@@ -1,0 +1,158 @@
+"""The configuration lookup table: (configuration, FLOPs, params, metric[, latency]),
+its Pareto frontier, and "best configuration under a budget" (paper §3.4)."""
+import csv
+import json
+import os.path as osp
+from dataclasses import asdict, dataclass
+from typing import List, Optional, Sequence, Union
+
+from .configuration import SubnetConfig
+
+
+@dataclass
+class TableRow:
+    """One evaluated configuration.
+
+    Attributes:
+        config: the configuration.
+        flops: forward FLOPs of one input at this configuration.
+        params: parameters used at this configuration.
+        metric: the config's own evaluation metric (higher is better).
+        latency_ms: median latency on the measuring device, if measured.
+    """
+    config: SubnetConfig
+    flops: float
+    params: float
+    metric: float
+    latency_ms: Optional[float] = None
+
+    def as_dict(self) -> dict:
+        out = dict(key=self.config.key, **self.config.as_dict())
+        out.update({k: v for k, v in asdict(self).items() if k != 'config'})
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> 'TableRow':
+        scale = d.get('scale')
+        if isinstance(scale, str):  # from CSV
+            scale = None if scale in ('', 'None') else json.loads(scale)
+        if isinstance(scale, list):
+            scale = tuple(scale)
+        frames = d.get('frames')
+        frames = None if frames in (None, '', 'None') else int(frames)
+        latency = d.get('latency_ms')
+        latency = None if latency in (None, '', 'None') else float(latency)
+        return cls(SubnetConfig(float(d['width']), scale, frames), float(d['flops']),
+                   float(d['params']), float(d['metric']), latency)
+
+
+Table = Union[Sequence[TableRow], str]
+
+
+def pareto_frontier(rows: Sequence[TableRow]) -> List[TableRow]:
+    """The rows no other row beats: sorted by FLOPs, each with a higher metric
+    than every cheaper row (the best configuration for each budget)."""
+    frontier, best = [], float('-inf')
+    for row in sorted(rows, key=lambda r: (r.flops, -r.metric)):
+        if row.metric > best:
+            frontier.append(row)
+            best = row.metric
+    return frontier
+
+
+def load_table(path: str) -> List[TableRow]:
+    if path.endswith('.json'):
+        with open(path) as f:
+            return [TableRow.from_dict(d) for d in json.load(f)['rows']]
+    with open(path, newline='') as f:
+        return [TableRow.from_dict(d) for d in csv.DictReader(f)]
+
+
+def save_table(rows: Sequence[TableRow], prefix: str, metric_name: str = 'metric') -> dict:
+    """Write ``prefix.csv`` and ``prefix.json`` (rows and frontier)."""
+    dicts = [r.as_dict() for r in rows]
+    fields = list(dicts[0])
+    with open(prefix + '.csv', 'w', newline='') as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        for d in dicts:
+            writer.writerow({**d, 'scale': json.dumps(d['scale'])})
+    frontier = [r.config.key for r in pareto_frontier(rows)]
+    with open(prefix + '.json', 'w') as f:
+        json.dump(dict(metric=metric_name, rows=dicts, pareto=frontier), f, indent=1)
+    return dict(csv=prefix + '.csv', json=prefix + '.json')
+
+
+def select_config(table: Table, max_flops: Optional[float] = None,
+                  max_latency_ms: Optional[float] = None) -> TableRow:
+    """The best-metric configuration within the budget (ties: fewer FLOPs).
+
+    Args:
+        table: rows, or the path of a table written by :func:`save_table`.
+        max_flops: FLOPs budget per input.
+        max_latency_ms: latency budget (needs a table with latencies).
+
+    Raises:
+        ValueError: nothing fits; the message gives the cheapest configurations.
+    """
+    rows = load_table(table) if isinstance(table, str) else list(table)
+    if not rows:
+        raise ValueError('select_config: the table is empty')
+    if max_latency_ms is not None and any(r.latency_ms is None for r in rows):
+        raise ValueError('select_config: max_latency_ms given but the table has no '
+                         'latencies; build it with --latency')
+    fits = [r for r in rows
+            if (max_flops is None or r.flops <= max_flops)
+            and (max_latency_ms is None or r.latency_ms <= max_latency_ms)]
+    if not fits:
+        cheapest = min(rows, key=lambda r: r.flops)
+        fastest = min(rows, key=lambda r: r.latency_ms or 0)
+        raise ValueError(
+            f'select_config: no configuration fits max_flops={max_flops} '
+            f'max_latency_ms={max_latency_ms}; the cheapest is {cheapest.config.key} '
+            f'({cheapest.flops:.4g} FLOPs'
+            + (f', fastest {fastest.config.key} at {fastest.latency_ms:.3g} ms)'
+               if max_latency_ms is not None else ')'))
+    return max(fits, key=lambda r: (r.metric, -r.flops))
+
+
+def plot_table(rows: Sequence[TableRow], path: str, metric_name: str = 'metric',
+               title: str = '') -> str:
+    """Metric vs FLOPs for every configuration, the Pareto frontier drawn as
+    segments colored by the input resolution it uses (as the paper's Fig. 9)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    scales = sorted({_scale_label(r) for r in rows}, key=_label_order)
+    colors = {s: plt.cm.viridis(i / max(1, len(scales) - 1)) for i, s in enumerate(scales)}
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    for s in scales:
+        pts = [r for r in rows if _scale_label(r) == s]
+        ax.scatter([r.flops / 1e9 for r in pts], [r.metric for r in pts], s=12,
+                   color=colors[s], alpha=0.35)
+    frontier = pareto_frontier(rows)
+    for a, b in zip(frontier, frontier[1:]):
+        ax.plot([a.flops / 1e9, b.flops / 1e9], [a.metric, b.metric], lw=2.2,
+                color=colors[_scale_label(b)])
+    for s in scales:
+        ax.plot([], [], color=colors[s], lw=2.2, label=f'resolution {s}')
+    ax.set_xlabel('GFLOPs')
+    ax.set_ylabel(metric_name)
+    ax.set_title(title or f'{metric_name} vs FLOPs (frontier colored by resolution)')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _scale_label(row: TableRow) -> str:
+    s = row.config.scale
+    label = 'native' if s is None else (f'{s[0]}x{s[1]}' if isinstance(s, tuple) else str(s))
+    return label if row.config.frames is None else f'{label}/{row.config.frames}f'
+
+
+def _label_order(label: str):
+    digits = ''.join(c if c.isdigit() else ' ' for c in label).split()
+    return [int(d) for d in digits] or [0]

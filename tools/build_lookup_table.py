@@ -1,0 +1,75 @@
+"""Build the configuration lookup table of a MutualNet checkpoint.
+
+    python tools/build_lookup_table.py CONFIG CHECKPOINT --out-dir DIR \
+        [--widths ...] [--resolutions ...] [--frames ...] [--metric KEY] \
+        [--latency] [--budgets GFLOPS ...]
+
+Evaluates every configuration (default: the trained width grid x resolutions
+[x frames]) after BN calibration (from the checkpoint, or done here), with the
+config's own metric; measures FLOPs and parameters (and latency with --latency);
+writes DIR/table.csv, DIR/table.json (with the Pareto frontier) and DIR/table.png,
+prints the frontier and the best configuration for each --budgets value.
+"""
+import argparse
+import os
+import os.path as osp
+import warnings
+
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
+
+import mutual_mm  # noqa: E402,F401
+from mutual_mm.deploy import (build_lookup_table, pareto_frontier, plot_table,  # noqa: E402
+                              save_table, select_config, trained_configs)
+from mutual_mm.utils import load_config, parse_resolution  # noqa: E402
+
+
+def format_rows(rows, metric):
+    lines = [f'{"configuration":<24}{"GFLOPs":>10}{"Mparams":>10}{metric:>18}']
+    for r in rows:
+        lat = f'{r.latency_ms:9.2f} ms' if r.latency_ms is not None else ''
+        lines.append(f'{r.config.key:<24}{r.flops / 1e9:>10.3f}{r.params / 1e6:>10.2f}'
+                     f'{r.metric:>18.4f} {lat}')
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('--out-dir', required=True)
+    parser.add_argument('--widths', type=float, nargs='+')
+    parser.add_argument('--resolutions', type=parse_resolution, nargs='+')
+    parser.add_argument('--frames', type=int, nargs='+')
+    parser.add_argument('--metric', help='evaluator key (default: the main one)')
+    parser.add_argument('--latency', action='store_true',
+                        help='also measure the median latency on this device')
+    parser.add_argument('--num-batches', type=int, default=10,
+                        help='calibration batches for configurations not yet calibrated')
+    parser.add_argument('--budgets', type=float, nargs='*', default=[],
+                        help='GFLOPs budgets to pick the best configuration for')
+    args = parser.parse_args(argv)
+    os.makedirs(args.out_dir, exist_ok=True)
+    cfg = load_config(args.config)
+    cfg.work_dir = osp.join(args.out_dir, 'work')
+    configs = trained_configs(cfg, args.widths, args.resolutions, args.frames)
+    rows, metric = build_lookup_table(cfg, args.checkpoint, configs, args.metric,
+                                      args.latency, args.num_batches)
+    files = save_table(rows, osp.join(args.out_dir, 'table'), metric)
+    files['plot'] = plot_table(rows, osp.join(args.out_dir, 'table.png'), metric)
+    print('\nPareto frontier (best configuration for each budget):')
+    print(format_rows(pareto_frontier(rows), metric))
+    for budget in args.budgets:
+        try:
+            best = select_config(rows, max_flops=budget * 1e9)
+            print(f'budget {budget:g} GFLOPs -> {best.config.key} '
+                  f'({best.flops / 1e9:.3f} GFLOPs, {metric} {best.metric:.4f})')
+        except ValueError as err:
+            print(f'budget {budget:g} GFLOPs -> {err}')
+    for kind, path in files.items():
+        print(f'{kind:>5}: {path}')
+    return rows
+
+
+if __name__ == '__main__':
+    main()
