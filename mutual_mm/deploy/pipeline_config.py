@@ -35,3 +35,21 @@ def set_pipeline_config(dataset, scale=None, frames: Optional[int] = None) -> No
             sampler._mutual_span = sampler.clip_len * sampler.frame_interval
         sampler.clip_len = int(frames)
         sampler.frame_interval = max(1, round(sampler._mutual_span / int(frames)))
+
+
+def set_pipeline_cfg(pipeline: list, scale=None, frames: Optional[int] = None) -> list:
+    """The config-dict twin of :func:`set_pipeline_config`, for writing a config
+    whose pipeline is at one configuration (``tools/export_subnet.py``)."""
+    if scale is not None:
+        resizes = [t for t in pipeline if _is_resize(t)]
+        if not resizes:
+            raise ValueError(f'the pipeline has no Resize to set the scale {scale!r} on')
+        resizes[-1]['scale'] = _normalize_scale(scale)
+        resizes[-1].setdefault('keep_ratio', False)
+    if frames is not None:
+        for t in pipeline:
+            if t.get('type') == 'SampleFrames':
+                span = t.get('clip_len', 1) * t.get('frame_interval', 1)
+                t['clip_len'] = int(frames)
+                t['frame_interval'] = max(1, round(span / int(frames)))
+    return pipeline

@@ -1,0 +1,73 @@
+"""Static export of one configuration: weights sliced to their reduced shapes."""
+import copy
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from ..models.slimming import prepare_consumers, set_active_config, unwrap_model
+from ..ops import SlimMixin, export_static
+from ..registry import MODELS
+
+
+class _FeatureForward(nn.Module):
+    """The part of a host model that holds slim layers: backbone + neck
+    (detectors, ``extract_feat``) or backbone + head (recognizers)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs):
+        if hasattr(self.model, 'cls_head'):
+            return self.model._forward(inputs, stage='head')
+        return self.model.extract_feat(inputs)
+
+
+def export_subnet(model: nn.Module, width: float, input_shape: Sequence[int]) -> nn.Module:
+    """A copy of ``model`` at ``width`` whose slim layers are plain torch layers of
+    the reduced shapes (its current BN statistics included).
+
+    Args:
+        model: a host model with a slim backbone (calibrated for the configuration).
+        width: the configuration's width.
+        input_shape: shape of one example network input, e.g. ``(1, 3, 8, 224, 224)``
+            for a video recognizer, ``(1, 3, 608, 1000)`` for a detector; its size
+            does not change the exported shapes, only which layers run.
+    """
+    model = copy.deepcopy(unwrap_model(model))
+    prepare_consumers(model)
+    set_active_config(model, width)
+    example = torch.zeros(tuple(input_shape), device=next(model.parameters()).device)
+    static = export_static(_FeatureForward(model), example).model
+    left = [n for n, m in static.named_modules() if isinstance(m, SlimMixin)]
+    if left:
+        raise RuntimeError(f'export_subnet: layers {left[:5]} did not run on the example '
+                           f'input of shape {tuple(input_shape)} and stayed slimmable')
+    return static
+
+
+@MODELS.register_module()
+def MutualStaticSubnet(model: dict, width: float, input_shape: Sequence[int]):
+    """Config entry that builds the static network of one configuration:
+    ``model=dict(type='MutualStaticSubnet', model=<the training model cfg>,
+    width=0.5, input_shape=(1, 3, 8, 224, 224))``. The checkpoint written by
+    ``tools/export_subnet.py`` loads into it strictly."""
+    from mmengine.registry import MODELS as ROOT
+    model_cfg = copy.deepcopy(model)
+    _drop_init(model_cfg)
+    return export_subnet(ROOT.build(model_cfg), width, input_shape)
+
+
+def _drop_init(cfg) -> None:
+    """The exported weights replace any initialisation; do not fetch any."""
+    if isinstance(cfg, dict):
+        if 'init_cfg' in cfg:
+            cfg['init_cfg'] = None
+        if isinstance(cfg.get('pretrained'), str):
+            cfg['pretrained'] = None
+        for value in cfg.values():
+            _drop_init(value)
+    elif isinstance(cfg, list):
+        for value in cfg:
+            _drop_init(value)

@@ -1,0 +1,90 @@
+"""Export one configuration of a calibrated MutualNet checkpoint as a static model.
+
+    python tools/export_subnet.py CONFIG CALIBRATED_CHECKPOINT --width 0.5 \
+        [--resolution 160 | 1000x360] [--frames 5] --out-dir DIR
+
+Writes DIR/subnet.pth (weights sliced to the reduced shapes, the configuration's
+calibrated BN statistics in place) and DIR/subnet_config.py, which builds that
+static network (``MutualStaticSubnet``) with the test pipeline at the
+configuration's input size: ``mim test mmdet|mmaction2 DIR/subnet_config.py
+--checkpoint DIR/subnet.pth`` tests it.
+"""
+import argparse
+import copy
+import os
+import os.path as osp
+import warnings
+
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
+
+import torch  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+import mutual_mm  # noqa: E402,F401
+from mutual_mm.deploy import (CALIBRATION_KEY, SubnetConfig, apply_bn_stats,  # noqa: E402
+                              set_pipeline_config)
+from mutual_mm.deploy.export import export_subnet  # noqa: E402
+from mutual_mm.deploy.pipeline_config import set_pipeline_cfg  # noqa: E402
+from mutual_mm.utils import load_config, parse_resolution  # noqa: E402
+
+TRAIN_ONLY_HOOKS = ('MutualLearningHook', 'CalibratedConfigHook')
+
+
+def export(cfg, checkpoint: str, config: SubnetConfig, out_dir: str):
+    os.makedirs(out_dir, exist_ok=True)
+    cfg = copy.deepcopy(cfg)
+    cfg.work_dir = osp.join(out_dir, 'work')
+    cfg.load_from = None
+    runner = Runner.from_cfg(copy.deepcopy(cfg))
+    ckpt = runner.load_checkpoint(checkpoint, map_location='cpu')
+    calibration = ckpt.get(CALIBRATION_KEY) or {}
+    if config.key in calibration:
+        apply_bn_stats(runner.model, calibration[config.key]['stats'])
+    elif config != SubnetConfig(1.0):
+        raise KeyError(f'no calibrated BN statistics for {config.key} in {checkpoint}; '
+                       f'calibrated: {sorted(calibration) or "none"}. Run '
+                       'tools/calibrate_bn.py first')
+    loader = Runner.build_dataloader(copy.deepcopy(cfg.test_dataloader), seed=0)
+    set_pipeline_config(loader.dataset, config.scale, config.frames)
+    inputs = runner.model.data_preprocessor(next(iter(loader)), False)['inputs']
+    input_shape = (1, ) + tuple(inputs.shape[1:])
+    static = export_subnet(runner.model, config.width, input_shape)
+
+    weights = osp.join(out_dir, 'subnet.pth')
+    torch.save(dict(state_dict=static.state_dict(),
+                    meta=dict(subnet=config.as_dict(), source=checkpoint)), weights)
+    cfg.model = dict(type='MutualStaticSubnet', model=cfg.model, width=config.width,
+                     input_shape=list(input_shape))
+    cfg.custom_hooks = [h for h in cfg.get('custom_hooks', [])
+                        if h.get('type') not in TRAIN_ONLY_HOOKS]
+    for split in ('val_dataloader', 'test_dataloader'):
+        if cfg.get(split):
+            set_pipeline_cfg(cfg[split]['dataset']['pipeline'], config.scale, config.frames)
+    cfg.load_from = weights
+    cfg.pop('work_dir', None)
+    config_path = osp.join(out_dir, 'subnet_config.py')
+    cfg.dump(config_path)
+    return weights, config_path, static
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('--width', type=float, required=True)
+    parser.add_argument('--resolution', type=parse_resolution)
+    parser.add_argument('--frames', type=int)
+    parser.add_argument('--out-dir', required=True)
+    args = parser.parse_args(argv)
+    cfg = load_config(args.config)
+    config = SubnetConfig(args.width, args.resolution, args.frames)
+    weights, config_path, static = export(cfg, args.checkpoint, config, args.out_dir)
+    params = sum(p.numel() for p in static.parameters())
+    print(f'exported {config.key}: {params / 1e6:.2f} M parameters\n'
+          f'  weights: {weights}\n  config:  {config_path}')
+    return weights, config_path
+
+
+if __name__ == '__main__':
+    main()
