@@ -1,6 +1,8 @@
 """Fixtures shared by several test modules."""
 import copy
 
+import mutual_mm  # noqa: F401  (first: repairs the stack before any mmaction import)
+
 import pytest
 from mmengine.runner import Runner
 
