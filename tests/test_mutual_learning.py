@@ -113,8 +113,12 @@ def test_hooked_gradient_is_the_sum_of_member_gradients(tmp_path, distill):
     data = pseudo_collate([dataset[0], dataset[1]])
     cohort = [Member('full', 1.0, 0), Member('min', 0.5, 8), Member('rand0', 0.75, 4)]
 
+    def configure(member):
+        model.backbone.set_width(member.width)
+        return member.view
+
     hooked = _grads_of_one_step(model, lambda ow: mutual_train_step(
-        model, data, ow, cohort, model.backbone.set_width,
+        model, data, ow, cohort, configure,
         hook._captured_logits if distill == 'kl' else None))
 
     views = split_views(data, 9)

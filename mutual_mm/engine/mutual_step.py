@@ -46,7 +46,7 @@ def backward_without_step(optim_wrapper, loss: torch.Tensor) -> None:
 
 
 def mutual_train_step(wrapper: nn.Module, data: dict, optim_wrapper,
-                      cohort: List[Member], set_width: Callable[[float], None],
+                      cohort: List[Member], configure: Callable[[Member], int],
                       capture_logits: Optional[Callable[[], torch.Tensor]] = None
                       ) -> Dict[str, torch.Tensor]:
     """Train ``cohort`` on ``data``; gradients accumulate, the optimizer steps once.
@@ -59,7 +59,9 @@ def mutual_train_step(wrapper: nn.Module, data: dict, optim_wrapper,
         optim_wrapper: the runner's optim wrapper (AMP, clipping and
             ``accumulative_counts`` are its own business).
         cohort: members, the full network first.
-        set_width: sets the active width of the model.
+        configure: puts the model in a member's configuration (width, and the
+            backbone's own input view for SlowFast) and returns the index of the
+            data view the member is fed.
         capture_logits: if given, distillation is on: returns the classification
             logits of the last forward; sub-networks then learn the KL divergence
             to the full network's detached logits instead of their own losses.
@@ -69,7 +71,7 @@ def mutual_train_step(wrapper: nn.Module, data: dict, optim_wrapper,
         view, and ``loss`` (the sum of the members' losses).
     """
     model = unwrap_model(wrapper)
-    views = split_views(data, 1 + max(m.view for m in cohort))
+    views = split_views(data, len(data['inputs']) if _is_view_batch(data) else 1)
     can_skip_sync = wrapper is not model and hasattr(wrapper, 'no_sync')
     log_vars: Dict[str, torch.Tensor] = OrderedDict()
     total = 0.0
@@ -80,8 +82,7 @@ def mutual_train_step(wrapper: nn.Module, data: dict, optim_wrapper,
             else wrapper.no_sync()
         with sync:
             with optim_wrapper.optim_context(wrapper):
-                set_width(member.width)
-                batch = model.data_preprocessor(views[member.view], True)
+                batch = model.data_preprocessor(views[configure(member)], True)
                 losses = wrapper._run_forward(batch, mode='loss')
                 if capture_logits is not None:
                     logits = capture_logits()

@@ -1,9 +1,10 @@
 """Slimmable backbones and the model-level configuration API."""
 from .backbones import *  # noqa: F401,F403
+from .fusion import AdaptiveFusion
 from .slimming import (active_config, find_slim_backbone, get_active_config,
                        prepare_consumers, set_active_config, unwrap_model)
 
 __all__ = [
-    'active_config', 'find_slim_backbone', 'get_active_config', 'prepare_consumers',
+    'AdaptiveFusion', 'active_config', 'find_slim_backbone', 'get_active_config', 'prepare_consumers',
     'set_active_config', 'unwrap_model'
 ]

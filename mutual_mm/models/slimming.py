@@ -57,6 +57,7 @@ def prepare_consumers(model: nn.Module) -> None:
         consumer = getattr(model, name, None)
         if isinstance(consumer, nn.Module):
             convert_to_slim(consumer, slim_out=False)
+            find_slim_backbone(model).adapt_consumer(consumer)
             return
 
 

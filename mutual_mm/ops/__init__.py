@@ -3,7 +3,7 @@
 Pure PyTorch (no mmcv / mmdet imports), so the layers can be used by any
 model and tested in isolation.
 """
-from .base import SlimMixin
+from .base import SlimInputMixin, SlimMixin
 from .channels import WidthGrid, active_channels, make_divisible
 from .conv import SlimConv2d, SlimConv3d
 from .convert import (convert_to_slim, export_static, get_width,
@@ -12,7 +12,7 @@ from .linear import SlimLinear
 from .norm import SlimBatchNorm2d, SlimBatchNorm3d
 
 __all__ = [
-    'SlimMixin', 'SlimConv2d', 'SlimConv3d', 'SlimLinear', 'SlimBatchNorm2d',
+    'SlimMixin', 'SlimInputMixin', 'SlimConv2d', 'SlimConv3d', 'SlimLinear', 'SlimBatchNorm2d',
     'SlimBatchNorm3d', 'make_divisible', 'active_channels', 'WidthGrid',
     'convert_to_slim', 'set_width', 'get_width', 'width_context', 'export_static',
     'register_dense_equivalent',

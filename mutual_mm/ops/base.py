@@ -108,6 +108,15 @@ class SlimInputMixin(SlimMixin):
         self.fixed_in_channels = int(fixed_in_channels)
         self.fixed_in_position = fixed_in_position
 
+    def set_input_layout(self, fixed_in_channels: int,
+                         fixed_in_position: str = 'last') -> None:
+        """Declare that ``fixed_in_channels`` input channels never slim (see the
+        class docstring), e.g. the Fast features concatenated into the Slow
+        pathway of SlowFast."""
+        full_in = self.weight.shape[1] * getattr(self, 'groups', 1)
+        self._init_fixed_in(fixed_in_channels, fixed_in_position, full_in,
+                            getattr(self, 'groups', 1))
+
     def _check_in_channels(self, in_channels: int, full_in: int) -> None:
         super()._check_in_channels(in_channels, full_in)
         if in_channels < self.fixed_in_channels:

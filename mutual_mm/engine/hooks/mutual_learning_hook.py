@@ -10,7 +10,7 @@ from ...models.slimming import (find_slim_backbone, prepare_consumers,
                                 unwrap_model)
 from ...ops import WidthGrid
 from ...registry import HOOKS
-from ..cohort import sample_cohort
+from ..cohort import Member, sample_cohort
 from ..mutual_step import mutual_train_step
 
 CHECKPOINT_KEY = 'mutual_learning'
@@ -131,6 +131,18 @@ class MutualLearningHook(Hook):
 
     def _check_views(self, runner) -> None:
         transform = find_multi_resolution(runner.train_dataloader.dataset)
+        self.model_side_views = hasattr(self.backbone, 'set_input_view')
+        if self.model_side_views:
+            # SlowFast: the clip stays whole for the Fast pathway; the backbone
+            # downscales the Slow pathway's input itself.
+            if transform is not None:
+                raise ValueError(
+                    f'MutualLearningHook: {type(self.backbone).__name__} downscales '
+                    'its own Slow input (slow_size_factors, slow_frame_factors); '
+                    'remove MultiResolution from the train pipeline')
+            self.views = list(self.backbone.input_views)
+            self.num_views = len(self.views)
+            return
         if transform is None and self.multi_resolution:
             raise ValueError(
                 'MutualLearningHook: the train pipeline has no MultiResolution '
@@ -170,23 +182,34 @@ class MutualLearningHook(Hook):
                                    self.rng)
             try:
                 log_vars = mutual_train_step(
-                    wrapper, data, optim_wrapper, cohort,
-                    set_width=self.backbone.set_width,
+                    wrapper, data, optim_wrapper, cohort, self._configure,
                     capture_logits=(self._captured_logits
                                     if self.resolved_distill == 'kl' else None))
                 self._log_resolutions(log_vars, cohort)
                 return log_vars
             finally:
                 # validation and checkpoints see the full network
-                self.backbone.set_width(self.grid.max)
+                self._configure(Member('full', self.grid.max, 0))
 
         return train_step
+
+    def _configure(self, member: Member) -> int:
+        """Put the model in ``member``'s configuration; the data view to feed."""
+        self.backbone.set_width(member.width)
+        if self.model_side_views:
+            self.backbone.set_input_view(member.view)
+            return 0
+        return member.view
 
     def _log_resolutions(self, log_vars, cohort) -> None:
         """Each member's input size (short edge) and frame count, beside its
         width, so the logs say which configuration produced which loss."""
         for member in cohort:
             scale, frames = self.views[member.view]
+            if self.model_side_views:  # factors of the Slow input
+                log_vars[f'{member.name}.res'] = torch.tensor(float(scale))
+                log_vars[f'{member.name}.frames'] = torch.tensor(float(frames))
+                continue
             if scale is not None:
                 short = min(scale) if isinstance(scale, tuple) else scale
                 log_vars[f'{member.name}.res'] = torch.tensor(float(short))

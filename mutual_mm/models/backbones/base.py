@@ -56,6 +56,10 @@ class SlimBackboneMixin:
         """Channels of each output (in ``out_indices`` order) at width 1.0."""
         raise NotImplementedError
 
+    def adapt_consumer(self, consumer: nn.Module) -> None:
+        """Called once with the module consuming the backbone's features (after its
+        layers were made input-following), for layouts that are not a prefix."""
+
     def out_channels_at(self, width: float) -> Tuple[int, ...]:
         """Channels of each output at ``width``: what the downstream layers
         receive and the FLOPs counter sees."""
