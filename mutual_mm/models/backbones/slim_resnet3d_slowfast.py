@@ -30,10 +30,11 @@ class SlimResNet3dSlowFast(SlimBackboneMixin, ResNet3dSlowFast):
 
     Args:
         slow_size_factors (Sequence[float]): spatial factors of the Slow input,
-            the first the full one. Defaults to (1.0, 0.8, 0.63) (224/178/142).
+            the first the full one. Defaults to (1, 178/224, 142/224): the paper's
+            224/178/142 (gamma_s 1, 0.8, 0.63).
         slow_frame_factors (Sequence[float]): temporal factors of the Slow input
             (frames = round(factor * T_slow), at least 1). Defaults to
-            (1.0, 0.63, 0.4) (the paper's 8/5/3 for 8 frames).
+            (1, 5/8, 3/8): the paper's 8/5/3 frames for an 8-frame Slow pathway.
         **kwargs: the arguments of ``ResNet3dSlowFast``.
 
     The head's input is ``(slow, fast)``; mmaction2's ``SlowFastHead`` pools and
@@ -41,8 +42,9 @@ class SlimResNet3dSlowFast(SlimBackboneMixin, ResNet3dSlowFast):
     Fast features (see :meth:`adapt_consumer`).
     """
 
-    def __init__(self, *args, slow_size_factors: Sequence[float] = (1.0, 0.8, 0.63),
-                 slow_frame_factors: Sequence[float] = (1.0, 0.63, 0.4), **kwargs):
+    def __init__(self, *args,
+                 slow_size_factors: Sequence[float] = (1.0, 178 / 224, 142 / 224),
+                 slow_frame_factors: Sequence[float] = (1.0, 5 / 8, 3 / 8), **kwargs):
         for name, factors in (('slow_size_factors', slow_size_factors),
                               ('slow_frame_factors', slow_frame_factors)):
             if not factors or any(not 0 < f <= 1 for f in factors) or factors[0] != 1.0:
