@@ -514,3 +514,20 @@ def test_grouped_conv_indivisible():
         conv(torch.randn(1, 16, 4, 4))  # 16 input channels
     with pytest.raises(ValueError):
         SlimConv2d(8, 8, 1, groups=2, fixed_in_channels=2)
+
+
+def test_weight_prefix_gradient_equals_slicing():
+    """The one-step backward of weight_prefix equals autograd's own slicing,
+    also when two widths accumulate into one parameter (a MutualNet cohort)."""
+    from mutual_mm.ops.base import weight_prefix
+    w = torch.randn(16, 12, 3, 3, requires_grad=True)
+    ref = w.detach().clone().requires_grad_(True)
+    for rows, cols in ((8, 6), (12, 9), (16, 12)):
+        g = torch.randn(rows, cols, 3, 3)
+        out = weight_prefix(w, rows, cols)
+        assert out.shape == (rows, cols, 3, 3) and torch.equal(out, w[:rows, :cols])
+        (out * g).sum().backward()
+        (ref[:rows][:, :cols] * g).sum().backward()
+    assert torch.equal(w.grad, ref.grad)
+    with torch.no_grad():  # no autograd node when nothing records it
+        assert weight_prefix(w, 8, 6)._base is w

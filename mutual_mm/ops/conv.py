@@ -62,8 +62,8 @@ class _SlimConvNd(SlimInputMixin):
         bias = None if self.bias is None else self.bias[:out_c]
         if self.depthwise:
             return self.weight[:in_c], bias
-        weight = self._select_in_columns(self.weight[:out_c], in_c // self.groups,
-                                         self.in_channels // self.groups)
+        weight = self._select_weight(self.weight, out_c, in_c // self.groups,
+                                     self.in_channels // self.groups)
         return weight, bias
 
     # --- forward -----------------------------------------------------------

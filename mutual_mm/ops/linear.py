@@ -45,7 +45,7 @@ class SlimLinear(SlimInputMixin, nn.Linear):
                        ) -> Tuple[int, torch.Tensor, Optional[torch.Tensor]]:
         self._check_in_channels(in_c, self.in_features)
         out_c = self.active_out_channels(in_c)
-        weight = self._select_in_columns(self.weight[:out_c], in_c, self.in_features)
+        weight = self._select_weight(self.weight, out_c, in_c, self.in_features)
         bias = None if self.bias is None else self.bias[:out_c]
         return out_c, weight, bias
 
