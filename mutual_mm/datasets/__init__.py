@@ -1,2 +1,3 @@
 """Data side of MutualNet: the MultiResolution transform (and datasets)."""
+from .charades import CharadesClipLabels, CharadesDataset  # noqa: F401
 from .transforms import *  # noqa: F401,F403
