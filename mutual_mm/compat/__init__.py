@@ -10,8 +10,11 @@ so before ``mim train`` / ``tools/train.py`` builds a model or resumes a run.
 * :mod:`.importlib_metadata`: mmaction2 imports the undeclared ``importlib_metadata``.
 * :mod:`.torch_load`: torch >= 2.6 loads with ``weights_only=True`` by default, which
   rejects mmengine's own classes stored in resume checkpoints.
+* :mod:`.mmaction_ava_nan`: mmaction2's AVA metric returns ``np.NAN``, which numpy 2
+  removed (the AP of a class without ground truth).
 """
 from .importlib_metadata import repair_importlib_metadata
+from .mmaction_ava_nan import repair_mmaction_ava_nan
 from .mmaction_drn import repair_mmaction_drn
 from .torch_load import MMENGINE_CHECKPOINT_GLOBALS, repair_torch_load
 
@@ -21,9 +24,10 @@ def apply_stack_repairs() -> None:
     repair_importlib_metadata()
     repair_mmaction_drn()
     repair_torch_load()
+    repair_mmaction_ava_nan()  # imports mmaction.evaluation: after the DRN repair
 
 
 __all__ = [
     'apply_stack_repairs', 'repair_importlib_metadata', 'repair_mmaction_drn',
-    'repair_torch_load', 'MMENGINE_CHECKPOINT_GLOBALS'
+    'repair_torch_load', 'repair_mmaction_ava_nan', 'MMENGINE_CHECKPOINT_GLOBALS'
 ]
