@@ -1,4 +1,6 @@
 """Inputs for the stock models, shaped as the host libraries' pipelines pack them."""
+import os.path as osp
+
 import torch
 from mmengine.structures import InstanceData
 
@@ -154,4 +156,83 @@ def rec_train_cfg(work_dir, data_root, scales=(48, 40, 32), frames=(4, 3, 2), ho
     cfg.work_dir = str(work_dir)
     cfg.log_processor = dict(by_epoch=False)
     cfg.visualizer = dict(type='ActionVisualizer', vis_backends=[])
+    return cfg
+
+
+# ------------------------------------------- provided configs on small data
+def shrink_pipeline(pipeline, size):
+    """The same pipeline at a tiny ``size``: every size-setting argument scaled
+    down, transforms and their order unchanged; test clips cut to one."""
+    for t in pipeline:
+        kind = t['type']
+        if kind == 'Resize' and t.get('scale') is not None:
+            w, h = t['scale']
+            t['scale'] = ((-1, size + size // 8) if w == -1
+                          else (size, size) if w == h else (size * 5 // 3, size))
+        elif kind == 'RandomRescale':
+            t['scale_range'] = (size + size // 8, size + size // 4)
+        elif kind == 'RandomCrop':
+            t['size'] = size
+        elif kind in ('CenterCrop', 'ThreeCrop'):
+            t['crop_size'] = size
+        elif kind == 'SampleFrames' and t.get('test_mode'):
+            t['num_clips'] = 1
+        elif kind == 'MultiResolution':
+            first = t['scales'][0]
+            if isinstance(first, int):
+                t['scales'] = [max(16, s * size // first) for s in t['scales']]
+            else:  # (w, h): scale by the height
+                t['scales'] = [(size * 5 // 3, max(16, h * size // first[1]))
+                               for _, h in t['scales']]
+    return pipeline
+
+
+def _small_loader(loader, pipeline_size, **dataset):
+    loader.update(batch_size=2, num_workers=0, persistent_workers=False)
+    loader.dataset.update(dataset)
+    shrink_pipeline(loader.dataset.pipeline, pipeline_size)
+    return loader
+
+
+def on_small_data(cfg, work_dir, data_root, task, max_iters=2):
+    """A provided config, unchanged but for its data (generated in ``task``'s real
+    format under ``data_root``), its sizes and its schedule (``max_iters``
+    iterations; validation after them with the config's own metric)."""
+    from mutual_mm.datasets.synthetic import (MOTION_CLASSES, SHAPE_CLASSES,
+                                              make_coco_shapes, make_motion_videos)
+    data_root = str(data_root)
+    if task == 'coco':
+        train = make_coco_shapes(osp.join(data_root, 'train'), num_images=4, seed=0)
+        val = make_coco_shapes(osp.join(data_root, 'val'), num_images=2, seed=1)
+        for key, ann in (('train_dataloader', train), ('val_dataloader', val)):
+            _small_loader(cfg[key], 96, data_root=osp.dirname(ann), ann_file=ann,
+                          data_prefix=dict(img=''), metainfo=dict(classes=SHAPE_CLASSES))
+        cfg.val_evaluator.ann_file = val
+        cfg.model.roi_head.bbox_head.num_classes = len(SHAPE_CLASSES)
+        cfg.model.roi_head.mask_head.num_classes = len(SHAPE_CLASSES)
+        cfg.model.backbone.init_cfg = None
+        cfg.visualizer = dict(type='DetLocalVisualizer', vis_backends=[])
+    else:
+        train = make_motion_videos(osp.join(data_root, 'train'), num_videos=4, seed=0)
+        val = make_motion_videos(osp.join(data_root, 'val'), num_videos=2, seed=1)
+        for key, ann in (('train_dataloader', train), ('val_dataloader', val)):
+            _small_loader(cfg[key], 48, ann_file=ann,
+                          data_prefix=dict(video=osp.dirname(ann)))
+        cfg.model.cls_head.num_classes = len(MOTION_CLASSES)
+        cfg.model.backbone.pop('pretrained', None)
+        cfg.visualizer = dict(type='ActionVisualizer', vis_backends=[])
+    cfg.test_dataloader = cfg.val_dataloader
+    cfg.test_evaluator = cfg.val_evaluator
+    cfg.load_from = None
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
+                         val_interval=max_iters)
+    cfg.param_scheduler = []
+    # from random init a 2-image batch diverges at the 8-GPU learning rates
+    cfg.optim_wrapper.optimizer.lr = 1e-3
+    cfg.default_hooks.logger.interval = 1
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=max_iters,
+                                        by_epoch=False)
+    cfg.log_processor = dict(by_epoch=False)
+    cfg.randomness = dict(seed=0)
+    cfg.work_dir = str(work_dir)
     return cfg
