@@ -12,6 +12,7 @@ apply_stack_repairs()
 
 from . import registry  # noqa: E402,F401
 from . import datasets, deploy, engine, models, ops  # noqa: E402,F401
+from .datasets import classification  # noqa: E402,F401  (classifier data, metric)
 from . import evaluation  # noqa: E402,F401
 from .models import (active_config, get_active_config,  # noqa: E402
                      set_active_config)
