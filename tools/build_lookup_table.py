@@ -42,6 +42,10 @@ def main(argv=None):
     parser.add_argument('--resolutions', type=parse_resolution, nargs='+')
     parser.add_argument('--frames', type=int, nargs='+')
     parser.add_argument('--metric', help='evaluator key (default: the main one)')
+    parser.add_argument('--flops-scope', choices=('model', 'features'), default='model',
+                        help="count FLOPs of the whole model, or of backbone + neck "
+                             "('features'; fairer for detectors, whose tensor forward "
+                             "runs the RoI heads on every proposal)")
     parser.add_argument('--latency', action='store_true',
                         help='also measure the median latency on this device')
     parser.add_argument('--num-batches', type=int, default=10,
@@ -54,9 +58,12 @@ def main(argv=None):
     cfg.work_dir = osp.join(args.out_dir, 'work')
     configs = trained_configs(cfg, args.widths, args.resolutions, args.frames)
     rows, metric = build_lookup_table(cfg, args.checkpoint, configs, args.metric,
-                                      args.latency, args.num_batches)
+                                      args.latency, args.num_batches,
+                                      flops_scope=args.flops_scope)
     files = save_table(rows, osp.join(args.out_dir, 'table'), metric)
-    files['plot'] = plot_table(rows, osp.join(args.out_dir, 'table.png'), metric)
+    files['plot'] = plot_table(
+        rows, osp.join(args.out_dir, 'table.png'), metric,
+        flops_label='GFLOPs' + (' (backbone + neck)' if args.flops_scope == 'features' else ''))
     print('\nPareto frontier (best configuration for each budget):')
     print(format_rows(pareto_frontier(rows), metric))
     for budget in args.budgets:

@@ -29,13 +29,16 @@ def pick_metric(metrics: dict, name: Optional[str]) -> str:
 
 def build_lookup_table(cfg: Config, checkpoint: str, configs: List[SubnetConfig],
                        metric: Optional[str] = None, latency: bool = False,
-                       num_batches: int = 10, repeats: int = 10):
+                       num_batches: int = 10, repeats: int = 10,
+                       flops_scope: str = 'model'):
     """Evaluate ``configs`` of ``checkpoint`` with the config's own test metric.
 
     Each configuration runs with BN statistics calibrated for it: taken from the
     checkpoint's ``bn_calibration`` when present, else calibrated here first
     (``num_batches`` training batches through the test pipeline). FLOPs and
-    parameters are measured on one test input at the configuration.
+    parameters are measured on one test input at the configuration, of the
+    whole model or of its feature extractor (``flops_scope``: 'model' or
+    'features', see :data:`mutual_mm.deploy.complexity.FLOPS_SCOPES`).
 
     Returns:
         (rows, metric name)
@@ -65,7 +68,7 @@ def build_lookup_table(cfg: Config, checkpoint: str, configs: List[SubnetConfig]
         name = pick_metric(metrics, name)
         set_pipeline_config(probe_loader.dataset, config.scale, config.frames)
         batch = next(iter(probe_loader))
-        flops, params = measure_complexity(runner.model, batch)
+        flops, params = measure_complexity(runner.model, batch, flops_scope)
         ms = measure_latency_ms(runner.model, batch, repeats) if latency else None
         rows.append(TableRow(config, flops, params, float(metrics[name]), ms))
         bar.update()

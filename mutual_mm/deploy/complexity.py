@@ -13,14 +13,26 @@ from ..models.slimming import unwrap_model
 from ..ops import export_static
 
 
+#: what FLOPs count: 'model' = the whole tensor-mode forward; 'features' = the
+#: feature extractor only (``extract_feat``: backbone + neck), the part that
+#: width and resolution act on. A detector's tensor-mode forward runs the RoI
+#: heads on every proposal (the mask head too), far more than inference does
+#: on its few detections, so for detectors 'features' is often the fairer budget.
+FLOPS_SCOPES = ('model', 'features')
+
+
 class _TensorForward(nn.Module):
     """The model's tensor-mode forward (no post-processing) as a one-input module,
     so mmengine's jit-based FlopAnalyzer can trace it (as mmdet's get_flops.py)."""
 
-    def __init__(self, model: nn.Module, data_samples):
+    def __init__(self, model: nn.Module, data_samples, scope: str = 'model'):
         super().__init__()
         self.model = model
-        if hasattr(model, 'cls_head'):  # mmaction recognizers: up to the head
+        if scope not in FLOPS_SCOPES:
+            raise ValueError(f'FLOPs scope {scope!r}; valid: {", ".join(FLOPS_SCOPES)}')
+        if scope == 'features':
+            self.forward_fn = model.extract_feat
+        elif hasattr(model, 'cls_head'):  # mmaction recognizers: up to the head
             self.forward_fn = partial(model._forward, stage='head')
         else:
             self.forward_fn = partial(model._forward, data_samples=data_samples) \
@@ -39,14 +51,17 @@ def _one_input(model: nn.Module, data_batch: dict):
 
 
 @torch.no_grad()
-def measure_complexity(model: nn.Module, data_batch: dict) -> Tuple[float, float]:
-    """(FLOPs, parameters) of one input of ``data_batch`` at the current config."""
+def measure_complexity(model: nn.Module, data_batch: dict,
+                       scope: str = 'model') -> Tuple[float, float]:
+    """(FLOPs, parameters) of one input of ``data_batch`` at the current config,
+    of the whole model or of its feature extractor (``scope``, see
+    :data:`FLOPS_SCOPES`)."""
     model = unwrap_model(model)
     was_training = model.training
     model.eval()
     try:
         inputs, samples = _one_input(model, data_batch)
-        forward = _TensorForward(model, samples)
+        forward = _TensorForward(model, samples, scope)
         analyzer = FlopAnalyzer(forward, (inputs, ))
         analyzer.unsupported_ops_warnings(False)
         analyzer.uncalled_modules_warnings(False)

@@ -117,7 +117,7 @@ def select_config(table: Table, max_flops: Optional[float] = None,
 
 
 def plot_table(rows: Sequence[TableRow], path: str, metric_name: str = 'metric',
-               title: str = '') -> str:
+               title: str = '', flops_label: str = 'GFLOPs') -> str:
     """Metric vs FLOPs for every configuration, the Pareto frontier drawn as
     segments colored by the input resolution it uses (as the paper's Fig. 9)."""
     import matplotlib
@@ -136,7 +136,7 @@ def plot_table(rows: Sequence[TableRow], path: str, metric_name: str = 'metric',
                 color=colors[_scale_label(b)])
     for s in scales:
         ax.plot([], [], color=colors[s], lw=2.2, label=f'resolution {s}')
-    ax.set_xlabel('GFLOPs')
+    ax.set_xlabel(flops_label)
     ax.set_ylabel(metric_name)
     ax.set_title(title or f'{metric_name} vs FLOPs (frontier colored by resolution)')
     ax.grid(alpha=0.3)

@@ -1,0 +1,76 @@
+# The demo: the provided MutualNet Mask R-CNN config, shrunk to train on a 2-core
+# CPU in minutes (tools/make_demo_data.py makes the data). Only sizes, data and
+# schedule change: a ResNet-18 with 16 base channels, 128x96 images at
+# 128x{96, 77, 58, 38} (the 1000x{600, 480, 360, 240} ratios), and a wider
+# width range than R-50's [0.7, 1.0] so the table spans a large FLOPs range.
+_base_ = '../mask_rcnn/mask-rcnn_slim-r50_fpn_mutualnet-2x_coco.py'
+
+data_root = 'data/mutual_demo/shapes/'
+classes = ('rectangle', 'ellipse', 'triangle')
+scales = [(128, 96), (128, 77), (128, 58), (128, 38)]
+channels = 64  # FPN and heads
+
+model = dict(
+    backbone=dict(depth=18, base_channels=16, stem_channels=16, frozen_stages=-1,
+                  init_cfg=None),
+    neck=dict(in_channels=[16, 32, 64, 128], out_channels=channels),
+    rpn_head=dict(in_channels=channels, feat_channels=channels,
+                  anchor_generator=dict(scales=[4])),  # 16-256 px anchors
+    roi_head=dict(
+        bbox_roi_extractor=dict(out_channels=channels),
+        bbox_head=dict(in_channels=channels, fc_out_channels=256,
+                       num_classes=len(classes)),
+        mask_roi_extractor=dict(out_channels=channels),
+        mask_head=dict(in_channels=channels, conv_out_channels=channels,
+                       num_classes=len(classes))),
+    # fewer proposals and sampled RoIs: a few shapes per image, and RoIAlign's
+    # CPU backward dominates the step otherwise
+    train_cfg=dict(rpn_proposal=dict(nms_pre=1000, max_per_img=300),
+                   rcnn=dict(sampler=dict(num=128))),
+    test_cfg=dict(rpn=dict(nms_pre=1000, max_per_img=100)))
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='MultiResolution', scales=scales,
+         transforms=[dict(type='Resize', keep_ratio=True), dict(type='PackDetInputs')]),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=scales[0], keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+]
+dataset = dict(type='CocoDataset', data_root=data_root, metainfo=dict(classes=classes),
+               data_prefix=dict(img=''))
+train_dataloader = dict(
+    batch_size=4, num_workers=0, persistent_workers=False,
+    dataset=dict(dataset, ann_file='train/annotations.json', data_prefix=dict(img='train/'),
+                 pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=4, num_workers=0, persistent_workers=False,
+    dataset=dict(dataset, ann_file='val/annotations.json', data_prefix=dict(img='val/'),
+                 pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'val/annotations.json')
+test_evaluator = val_evaluator
+
+max_iters = 600
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters,
+                 val_interval=max_iters)
+optim_wrapper = dict(optimizer=dict(lr=0.02), clip_grad=dict(max_norm=10))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=50, end=max_iters, eta_min=1e-4),
+]
+default_hooks = dict(logger=dict(interval=25),
+                     checkpoint=dict(by_epoch=False, interval=max_iters))
+log_processor = dict(by_epoch=False)
+auto_scale_lr = dict(enable=False)
+
+custom_hooks = [
+    dict(type='MutualLearningHook', width_range=(0.25, 1.0), num_random=2, distill='gt'),
+    dict(type='CalibratedConfigHook'),
+]

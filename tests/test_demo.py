@@ -1,0 +1,36 @@
+"""The README's main command, at a tiny size: generated data -> `mim train` of
+both demo configs -> BN calibration -> lookup table, plot and budget picks."""
+import json
+import os.path as osp
+import subprocess
+import sys
+
+from mutual_mm.deploy import load_table
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def test_demo_quick_runs_the_whole_workflow(tmp_path):
+    result = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools', 'demo.py'), '--workspace', str(tmp_path),
+         '--quick'], capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    runs = tmp_path / 'work_dirs' / 'mutual_demo'
+    summary = json.loads((runs / 'summary.json').read_text())
+    # 4 widths x 4 detection resolutions; 4 widths x 3 sizes x 3 frame counts
+    for name, count, metric in (('detection', 16, 'coco/bbox_mAP'),
+                                ('video', 36, 'acc/top1')):
+        rows = load_table(str(runs / name / 'table.csv'))
+        assert len(rows) == count
+        assert summary[name]['metric'] == metric
+        assert all(0 <= r.metric <= 1 for r in rows)
+        full = max(rows, key=lambda r: r.flops)
+        assert full.config.width == 1.0
+        assert summary[name]['full']['flops'] == full.flops
+        assert min(r.flops for r in rows) < 0.25 * full.flops
+        assert (runs / name / 'table.png').stat().st_size > 10_000
+        assert (runs / name / 'train' / 'iter_2.pth').is_file()
+        # the training went through `mim train` and the hook logged its cohort
+        log = (runs / name / 'train.log').read_text()
+        assert 'min.width' in log and 'rand1.width' in log
+    assert 'done in' in result.stdout and 'budget 50% of the full FLOPs' in result.stdout
