@@ -6,8 +6,9 @@
 Writes DIR/subnet.pth (weights sliced to the reduced shapes, the configuration's
 calibrated BN statistics in place) and DIR/subnet_config.py, which builds that
 static network (``MutualStaticSubnet``) with the test pipeline at the
-configuration's input size: ``mim test mmdet|mmaction2 DIR/subnet_config.py
---checkpoint DIR/subnet.pth`` tests it.
+configuration's input size (for SlowFast: the full clip, and the backbone's
+``slow_input`` set to the configuration's Slow size and frames): ``mim test
+mmdet|mmaction2 DIR/subnet_config.py --checkpoint DIR/subnet.pth`` tests it.
 """
 import argparse
 import copy
@@ -22,9 +23,9 @@ from mmengine.runner import Runner  # noqa: E402
 
 import mutual_mm  # noqa: E402,F401
 from mutual_mm.deploy import (CALIBRATION_KEY, SubnetConfig, apply_bn_stats,  # noqa: E402
-                              set_pipeline_config)
+                              apply_config)
 from mutual_mm.deploy.export import export_subnet  # noqa: E402
-from mutual_mm.deploy.pipeline_config import set_pipeline_cfg  # noqa: E402
+from mutual_mm.deploy.pipeline_config import apply_config_cfg  # noqa: E402
 from mutual_mm.utils import load_config, parse_resolution  # noqa: E402
 
 TRAIN_ONLY_HOOKS = ('MutualLearningHook', 'CalibratedConfigHook')
@@ -45,7 +46,7 @@ def export(cfg, checkpoint: str, config: SubnetConfig, out_dir: str):
                        f'calibrated: {sorted(calibration) or "none"}. Run '
                        'tools/calibrate_bn.py first')
     loader = Runner.build_dataloader(copy.deepcopy(cfg.test_dataloader), seed=0)
-    set_pipeline_config(loader.dataset, config.scale, config.frames)
+    apply_config(runner.model, loader.dataset, config)
     inputs = runner.model.data_preprocessor(next(iter(loader)), False)['inputs']
     input_shape = (1, ) + tuple(inputs.shape[1:])
     static = export_subnet(runner.model, config.width, input_shape)
@@ -53,13 +54,11 @@ def export(cfg, checkpoint: str, config: SubnetConfig, out_dir: str):
     weights = osp.join(out_dir, 'subnet.pth')
     torch.save(dict(state_dict=static.state_dict(),
                     meta=dict(subnet=config.as_dict(), source=checkpoint)), weights)
+    apply_config_cfg(cfg, config)  # the test pipeline, or SlowFast's slow_input
     cfg.model = dict(type='MutualStaticSubnet', model=cfg.model, width=config.width,
                      input_shape=list(input_shape))
     cfg.custom_hooks = [h for h in cfg.get('custom_hooks', [])
                         if h.get('type') not in TRAIN_ONLY_HOOKS]
-    for split in ('val_dataloader', 'test_dataloader'):
-        if cfg.get(split):
-            set_pipeline_cfg(cfg[split]['dataset']['pipeline'], config.scale, config.frames)
     cfg.load_from = weights
     cfg.pop('work_dir', None)
     config_path = osp.join(out_dir, 'subnet_config.py')

@@ -11,7 +11,7 @@ from .calibrated_config_hook import CalibratedConfigHook
 from .complexity import measure_complexity, measure_latency_ms
 from .configuration import SubnetConfig
 from .lookup_table import TableRow
-from .pipeline_config import set_pipeline_config
+from .pipeline_config import apply_config
 
 
 def pick_metric(metrics: dict, name: Optional[str]) -> str:
@@ -66,7 +66,7 @@ def build_lookup_table(cfg: Config, checkpoint: str, configs: List[SubnetConfig]
         hook.config = config
         metrics = runner.test()
         name = pick_metric(metrics, name)
-        set_pipeline_config(probe_loader.dataset, config.scale, config.frames)
+        apply_config(runner.model, probe_loader.dataset, config)
         batch = next(iter(probe_loader))
         flops, params = measure_complexity(runner.model, batch, flops_scope)
         ms = measure_latency_ms(runner.model, batch, repeats) if latency else None

@@ -12,14 +12,21 @@ from ..ops import WidthGrid
 from .bn_calibration import BNStats, calibrate_bn
 from .calibrated_config_hook import CALIBRATION_KEY
 from .configuration import SubnetConfig
-from .pipeline_config import set_pipeline_config
+from .pipeline_config import (apply_config, backbone_class, constructor_default,
+                              dataset_pipeline_cfg, has_slow_input, pipeline_clip_len,
+                              pipeline_output_size)
 
 
 def trained_configs(cfg: Config, widths: Optional[List[float]] = None,
                     scales: Optional[list] = None,
                     frames: Optional[List[int]] = None) -> List[SubnetConfig]:
     """The configurations to calibrate: given ones, else what the config trained
-    (the MutualLearningHook's width grid x the MultiResolution scales x frames)."""
+    (the MutualLearningHook's width grid x the MultiResolution scales x frames).
+
+    A SlowFast backbone (``set_slow_input``, no MultiResolution) trained views of
+    its Slow input: the scales and frames are then its ``slow_size_factors`` and
+    ``slow_frame_factors`` applied to the full Slow input as the backbone rounds
+    them, in absolute terms (short side, frames; see :func:`slow_input_views`)."""
     hook = next((h for h in cfg.get('custom_hooks', [])
                  if h.get('type') in ('MutualLearningHook', MutualLearningHook)), None)
     views = _multi_resolution_cfg(cfg.train_dataloader.dataset)
@@ -29,12 +36,71 @@ def trained_configs(cfg: Config, widths: Optional[List[float]] = None,
                              'read the trained width range from')
         widths = list(WidthGrid(hook.get('width_range', (0.25, 1.0)),
                                 hook.get('width_step', 0.05)).widths)
+    if views is None and (scales is None or frames is None) and \
+            has_slow_input(cfg.model.backbone):
+        slow_scales, slow_frames = slow_input_views(cfg, need_size=scales is None,
+                                                    need_frames=frames is None)
+        scales = slow_scales if scales is None else scales
+        frames = slow_frames if frames is None else frames
     if scales is None:
         scales = views.get('scales') if views else None
     if frames is None:
         frames = views.get('frames') if views else None
     return [SubnetConfig(w, s, f) for w in widths for s in (scales or [None])
             for f in (frames or [None])]
+
+
+def slow_input_views(cfg: Config, need_size: bool = True, need_frames: bool = True):
+    """(sizes, frames) of the Slow input views a SlowFast config trains.
+
+    The full Slow input is the first of the train, val and test pipelines whose
+    output size is fixed (:func:`pipeline_output_size`: its short side, e.g. the
+    train ``Resize((224, 224))``) and ``floor(clip_len / resample_rate)`` frames of
+    its ``SampleFrames``; each factor gives ``max(1, round(factor * full))`` (the
+    backbone's own rounding), duplicates dropped. E.g. SlowFast-4x16 (224 px,
+    32 frames, rate 8): sizes [224, 178, 142], frames [4, 2] (5/8 and 3/8 of 4
+    frames both round to 2). The sizes are those the backbone was trained at;
+    a test pipeline at another size (e.g. ``ThreeCrop(256)``) runs the Slow
+    pathway of each configuration at these absolute sizes.
+
+    Raises:
+        ValueError: the size or clip length cannot be read from the config.
+    """
+    bb = cfg.model.backbone
+    cls = backbone_class(bb)
+
+    def arg(name):
+        return bb[name] if name in bb else constructor_default(cls, name)
+
+    pipelines = [dataset_pipeline_cfg(cfg.get(split))
+                 for split in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+    pipeline = next((p for p in pipelines if pipeline_output_size(p) is not None), None)
+    sizes = frames = None
+    if need_size:
+        if pipeline is None:
+            raise ValueError(
+                f'{cls.__name__}: no train/val/test pipeline of the config ends at a '
+                'fixed size (a crop or a fixed-size Resize), so the Slow input sizes '
+                'of its views are unknown; give them: --resolutions (scales=...)')
+        full = pipeline_output_size(pipeline)
+        sizes = _unique(cls.view_input(full, 1, f, 1.0)[0]
+                        for f in arg('slow_size_factors'))
+    if need_frames:
+        clip_len = next((pipeline_clip_len(p) for p in [pipeline] + pipelines
+                         if pipeline_clip_len(p) is not None), None)
+        if clip_len is None:
+            raise ValueError(
+                f'{cls.__name__}: no pipeline of the config has a SampleFrames, so the '
+                'Slow frame counts of its views are unknown; give them: --frames '
+                '(frames=...)')
+        full = cls.slow_frames_of(clip_len, arg('resample_rate'))
+        frames = _unique(cls.view_input(1, full, 1.0, f)[1]
+                         for f in arg('slow_frame_factors'))
+    return sizes, frames
+
+
+def _unique(values) -> list:
+    return list(dict.fromkeys(values))
 
 
 def _multi_resolution_cfg(dataset_cfg) -> Optional[dict]:
@@ -86,7 +152,9 @@ def calibrate_configs(model, dataloader, configs: Iterable[SubnetConfig],
                       num_batches: int, progress: bool = True) -> dict:
     """Calibrate ``model`` at every configuration; returns the checkpoint entry
     ``{config.key: {'config': ..., 'stats': {bn: (mean, var)}}}``. The model's
-    BN buffers are restored afterwards."""
+    BN buffers are restored afterwards (it stays at the last configuration).
+    Each configuration is applied by :func:`apply_config` (pipeline, or the Slow
+    pathway of a SlowFast backbone)."""
     configs = list(configs)
     saved = {k: v.clone() for k, v in model.state_dict().items()
              if 'running_' in k or 'num_batches_tracked' in k}
@@ -94,7 +162,7 @@ def calibrate_configs(model, dataloader, configs: Iterable[SubnetConfig],
     result = {}
     try:
         for config in configs:
-            set_pipeline_config(dataloader.dataset, config.scale, config.frames)
+            apply_config(model, dataloader.dataset, config)
             stats = calibrate_bn(model, iter(dataloader), num_batches, config.width)
             result[config.key] = dict(config=config.as_dict(),
                                       stats=average_across_ranks(stats))

@@ -3,11 +3,10 @@ from typing import Optional
 
 from mmengine.hooks import Hook
 
-from ..models.slimming import set_active_config
 from ..registry import HOOKS
 from .bn_calibration import apply_bn_stats
 from .configuration import SubnetConfig
-from .pipeline_config import set_pipeline_config
+from .pipeline_config import apply_config
 
 CALIBRATION_KEY = 'bn_calibration'
 
@@ -18,7 +17,9 @@ class CalibratedConfigHook(Hook):
     the BN statistics calibrated for it by ``tools/calibrate_bn.py``.
 
     Before the val/test loop: the model's width is set, the val/test pipeline's
-    last ``Resize`` gets ``scale`` (and ``SampleFrames`` the frame count), and the
+    last ``Resize`` gets ``scale`` (and ``SampleFrames`` the frame count) or, for
+    a SlowFast backbone, its Slow pathway gets them (short side and frames of the
+    Slow input; the clip, thus the Fast pathway, stays whole), and the
     statistics stored for this configuration in the loaded checkpoint are written
     into the BN layers. A configuration the checkpoint has no statistics for fails
     with the list of calibrated ones (width 1.0 at the pipeline's own size, the
@@ -27,8 +28,10 @@ class CalibratedConfigHook(Hook):
     Args:
         width (float): backbone width. Defaults to 1.0.
         scale (int | tuple, optional): input size, as ``MultiResolution`` takes
-            it. Defaults to None (the pipeline's own).
-        frames (int, optional): frames per clip (video). Defaults to None.
+            it (SlowFast: the Slow input's short side). Defaults to None (the
+            pipeline's own; SlowFast: the whole Slow input).
+        frames (int, optional): frames per clip (video; SlowFast: Slow frames).
+            Defaults to None.
     """
 
     priority = 'HIGH'
@@ -42,8 +45,7 @@ class CalibratedConfigHook(Hook):
 
     def _apply(self, runner, dataloader) -> None:
         config = self.config
-        set_active_config(runner.model, config.width)
-        set_pipeline_config(dataloader.dataset, config.scale, config.frames)
+        apply_config(runner.model, dataloader.dataset, config)
         calibrated = (self.calibration or {}).get(config.key)
         if calibrated is None and config == SubnetConfig(1.0):
             return  # the full network keeps the statistics it was trained with

@@ -21,8 +21,11 @@ class SubnetConfig:
         width: width multiplier of the backbone.
         scale: input resolution as the pipeline's ``Resize`` takes it (``(long,
             short)`` for detection, an int square size for recognition), or None
-            for the pipeline's own.
-        frames: frames of the (Slow) clip, video only.
+            for the pipeline's own. For SlowFast (``SlimResNet3dSlowFast``): the
+            short side of the Slow pathway's input, set in the backbone (the
+            Fast pathway keeps the pipeline's clip), None for the whole.
+        frames: frames of the clip, video only; for SlowFast of the Slow
+            pathway's input (None: the whole).
     """
     width: float
     scale: Optional[Scale] = None

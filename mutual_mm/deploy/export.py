@@ -34,6 +34,11 @@ def export_subnet(model: nn.Module, width: float, input_shape: Sequence[int]) ->
         input_shape: shape of one example network input, e.g. ``(1, 3, 8, 224, 224)``
             for a video recognizer, ``(1, 3, 608, 1000)`` for a detector; its size
             does not change the exported shapes, only which layers run.
+
+    The input size is the pipeline's business, except for SlowFast: the copy keeps
+    the backbone's Slow input setting (``set_slow_input``); a config builds it
+    with ``slow_input=(size, frames)`` in the backbone's config (as
+    ``tools/export_subnet.py`` writes it).
     """
     model = copy.deepcopy(unwrap_model(model))
     prepare_consumers(model)

@@ -1,4 +1,5 @@
 """SlowFast with a width/space/time-adaptive Slow pathway (paper §4.2.2)."""
+import math
 from itertools import product
 from typing import List, Optional, Sequence, Tuple
 
@@ -35,7 +36,15 @@ class SlimResNet3dSlowFast(SlimBackboneMixin, ResNet3dSlowFast):
         slow_frame_factors (Sequence[float]): temporal factors of the Slow input
             (frames = round(factor * T_slow), at least 1). Defaults to
             (1, 5/8, 3/8): the paper's 8/5/3 frames for an 8-frame Slow pathway.
+        slow_input (tuple, optional): ``(size, frames)`` of the Slow input at
+            deployment, see :meth:`set_slow_input` (how a statically exported
+            configuration keeps its Slow input). Defaults to None (the views).
         **kwargs: the arguments of ``ResNet3dSlowFast``.
+
+    At deployment a configuration sets the Slow input in absolute terms with
+    :meth:`set_slow_input` (e.g. 178 px, 2 frames); that setting takes precedence
+    over the training view until :meth:`set_input_view` is called again (the
+    training hook does so for every cohort member), which clears it.
 
     The head's input is ``(slow, fast)``; mmaction2's ``SlowFastHead`` pools and
     concatenates ``[fast | slow]``: its classifier keeps its FIRST columns for the
@@ -44,7 +53,8 @@ class SlimResNet3dSlowFast(SlimBackboneMixin, ResNet3dSlowFast):
 
     def __init__(self, *args,
                  slow_size_factors: Sequence[float] = (1.0, 178 / 224, 142 / 224),
-                 slow_frame_factors: Sequence[float] = (1.0, 5 / 8, 3 / 8), **kwargs):
+                 slow_frame_factors: Sequence[float] = (1.0, 5 / 8, 3 / 8),
+                 slow_input: Optional[Sequence[Optional[int]]] = None, **kwargs):
         for name, factors in (('slow_size_factors', slow_size_factors),
                               ('slow_frame_factors', slow_frame_factors)):
             if not factors or any(not 0 < f <= 1 for f in factors) or factors[0] != 1.0:
@@ -60,8 +70,11 @@ class SlimResNet3dSlowFast(SlimBackboneMixin, ResNet3dSlowFast):
         self.input_views: List[Tuple[float, float]] = list(
             product(slow_size_factors, slow_frame_factors))
         self.input_view = 0
+        self.slow_input: Optional[Tuple[Optional[int], Optional[int]]] = None
         self.fusion = AdaptiveFusion()
         self._make_slim()
+        if slow_input is not None:
+            self.set_slow_input(*slow_input)
 
     def _lateral_names(self) -> List[str]:
         names = ['conv1_lateral'] if hasattr(self.slow_path, 'conv1_lateral') else []
@@ -92,6 +105,45 @@ class SlimResNet3dSlowFast(SlimBackboneMixin, ResNet3dSlowFast):
         if not 0 <= index < len(self.input_views):
             raise ValueError(f'input view {index} is not in 0..{len(self.input_views) - 1}')
         self.input_view = index
+        self.slow_input = None
+
+    def set_slow_input(self, size: Optional[int] = None,
+                       frames: Optional[int] = None) -> None:
+        """Run the Slow pathway on ``size`` px and ``frames`` frames (deployment).
+
+        Absolute terms, as a configuration (:class:`mutual_mm.deploy.SubnetConfig`'s
+        ``scale``/``frames``) states them: ``size`` is the SHORT side of the Slow
+        input (a non-square clip keeps its aspect ratio: the long side becomes
+        ``round(long * size / short)``; a square one becomes ``size x size``),
+        ``frames`` its number of frames, taken at the uniform time positions the
+        views use. None keeps that dimension whole (the Slow input as the stock
+        backbone makes it from the clip). A size or frame count above the clip's
+        upsamples (no trained view does). The Fast pathway is never affected.
+
+        Overrides the training view (:attr:`input_view` is reset to 0) until the
+        next :meth:`set_input_view`; ``set_slow_input()`` is the full Slow input.
+        """
+        for name, value in (('size', size), ('frames', frames)):
+            if value is not None and (isinstance(value, bool) or
+                                      not isinstance(value, int) or value <= 0):
+                raise ValueError(f'set_slow_input: {name}={value!r}; valid: a positive '
+                                 'int (a SlowFast configuration sets the short side of '
+                                 'the Slow input), or None for the whole input')
+        self.input_view = 0
+        self.slow_input = None if size is None and frames is None else (size, frames)
+
+    @staticmethod
+    def slow_frames_of(clip_len: int, resample_rate: int) -> int:
+        """Frames of the full Slow input for a ``clip_len``-frame clip (the nearest
+        temporal resampling of :meth:`forward`: ``floor(clip_len / rate)``)."""
+        return math.floor(clip_len * (1.0 / resample_rate))
+
+    @staticmethod
+    def view_input(size: int, frames: int, size_factor: float,
+                   frame_factor: float) -> Tuple[int, int]:
+        """(size, frames) of a view of a ``size``-px, ``frames``-frame Slow input:
+        the rounding of :meth:`_downscale_slow_input`."""
+        return max(1, round(size_factor * size)), max(1, round(frame_factor * frames))
 
     @property
     def full_out_channels(self) -> Tuple[int, ...]:
@@ -110,13 +162,28 @@ class SlimResNet3dSlowFast(SlimBackboneMixin, ResNet3dSlowFast):
                 module.set_input_layout(fast, 'first')
 
     # ------------------------------------------------------------------ forward
-    def _downscale_slow_input(self, x_slow: torch.Tensor) -> torch.Tensor:
+    def _slow_target(self, t: int, h: int, w: int) -> Tuple[int, Tuple[int, int]]:
+        """(frames, (height, width)) of the Slow input, from the deployment
+        setting if there is one, else from the training view."""
+        if self.slow_input is not None:
+            size, frames = self.slow_input
+            frames = t if frames is None else frames
+            if size is None:
+                return frames, (h, w)
+            short = min(h, w)
+            return frames, ((size, max(1, round(w * size / h))) if h == short
+                            else (max(1, round(h * size / w)), size))
         size_factor, frame_factor = self.input_views[self.input_view]
-        t, h, w = x_slow.shape[2:]
         frames = max(1, round(frame_factor * t))
+        return frames, (max(1, round(size_factor * h)), max(1, round(size_factor * w)))
+
+    def _downscale_slow_input(self, x_slow: torch.Tensor) -> torch.Tensor:
+        # int(): under jit tracing (FLOPs counting) sizes are tensors; they are
+        # constants of the configuration
+        t, h, w = (int(s) for s in x_slow.shape[2:])
+        frames, size = self._slow_target(t, h, w)
         if frames != t:
             x_slow = x_slow.index_select(2, uniform_time_positions(t, frames, x_slow.device))
-        size = (max(1, round(size_factor * h)), max(1, round(size_factor * w)))
         if size != (h, w):
             n, c, tt = x_slow.shape[:3]
             flat = x_slow.transpose(1, 2).reshape(n * tt, c, h, w)
