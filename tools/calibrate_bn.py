@@ -6,8 +6,9 @@
 
 Defaults: every trained configuration (the MutualLearningHook's width grid x the
 MultiResolution scales [x frames] of CONFIG; for SlowFast, whose backbone makes
-the Slow pathway's views, their Slow input sizes x Slow frame counts). Then test any of them with
-``mim test ... --cfg-options`` and a ``CalibratedConfigHook`` (see the README).
+the Slow pathway's views, their Slow input sizes x Slow frame counts). Then test
+any of them with ``mim test ... --cfg-options`` and a ``CalibratedConfigHook``
+(see the README).
 """
 import argparse
 import warnings
