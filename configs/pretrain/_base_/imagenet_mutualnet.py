@@ -79,9 +79,9 @@ param_scheduler = [
 auto_scale_lr = dict(base_batch_size=1024, enable=False)
 
 # Sub-networks learn the KL divergence to the full network (distill='kl').
-# Validation during training runs the full network with the running BN statistics
-# that every member updated: calibrate (tools/calibrate_bn.py) before trusting a
-# number, and build the lookup table with tools/build_lookup_table.py.
+# Validation during training measures the full network (1.0x, 224) only; other
+# configurations need their BN statistics calibrated (tools/calibrate_bn.py), and
+# tools/build_lookup_table.py evaluates them all.
 custom_hooks = [dict(type='MutualLearningHook', width_range=(0.25, 1.0),
                      num_random=2, distill='kl')]
 
