@@ -111,14 +111,14 @@ def test_trained_configs_of_the_slowfast_config():
     widths = sorted({c.width for c in configs})
     assert widths[0] == 0.63 and widths[-1] == 1.0 and len(widths) == 9
     # 224 px (the train Resize) x {1, 178/224, 142/224}; Slow frames 32 // 8 = 4 x
-    # {1, 5/8, 3/8} rounded as the backbone rounds: 4, 2 (2.5), 2 (1.5)
+    # the paper's {1, 0.63, 0.4} rounded as the backbone rounds: 4, 3 (2.52), 2 (1.6)
     assert sorted({(c.scale, c.frames) for c in configs}) == \
-        sorted((s, f) for s in (224, 178, 142) for f in (4, 2))
-    assert len(configs) == 9 * 3 * 2
+        sorted((s, f) for s in (224, 178, 142) for f in (4, 3, 2))
+    assert len(configs) == 9 * 3 * 3
     assert configs[0] == SubnetConfig(0.63, 224, 4)
     # given values win; the rest still comes from the backbone
     assert {(c.scale, c.frames) for c in trained_configs(cfg, [1.0], scales=[160])} == \
-        {(160, 4), (160, 2)}
+        {(160, 4), (160, 3), (160, 2)}
 
     for split in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[split].dataset.pipeline = [
@@ -130,7 +130,7 @@ def test_trained_configs_of_the_slowfast_config():
                 t['scale'] = 1.5  # a factor: the output size is open
     with pytest.raises(ValueError, match='--resolutions'):
         trained_configs(cfg)
-    assert len(trained_configs(cfg, [1.0], scales=[224])) == 2  # frames still known
+    assert len(trained_configs(cfg, [1.0], scales=[224])) == 3  # frames still known
 
 
 # ------------------------------------------------ end to end on a tiny SlowFast
