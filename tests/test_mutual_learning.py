@@ -282,3 +282,36 @@ def test_accumulation_and_clipping_step_once_per_cohort(tmp_path):
     # (weights changed, gradient kept, iterations counted) after each iteration
     assert seen == [(False, True, 1), (True, False, 2), (False, True, 3), (True, False, 4)]
     assert 'train/grad_norm' in runner.message_hub.log_scalars
+
+
+def test_only_the_full_network_updates_bn_running_statistics(tmp_path):
+    """After a hooked iteration the BN running statistics are those the full
+    network alone would produce: sub-networks' batch statistics (other channel
+    counts, other resolutions) do not leak into them."""
+    from mmengine.dataset import pseudo_collate
+
+    from mutual_mm.engine import split_views
+    from .helpers import rec_train_cfg
+    hook = dict(type='MutualLearningHook', width_range=(0.5, 1.0), num_random=2)
+    runner = _runner(rec_train_cfg(tmp_path / 'w', tmp_path / 'd', hook=hook))
+    model = runner.model
+    hook = [h for h in runner.hooks if isinstance(h, MutualLearningHook)][0]
+    hook.before_train(runner)
+    data = pseudo_collate([runner.train_dataloader.dataset[i] for i in range(2)])
+    initial = copy.deepcopy(model.state_dict())
+    model.train()
+    optim_wrapper = runner.build_optim_wrapper(dict(
+        optimizer=dict(type='SGD', lr=0.0)))
+    model.train_step(data, optim_wrapper)
+    hooked = {k: v.clone() for k, v in model.state_dict().items() if 'running_' in k}
+
+    model.load_state_dict(initial)
+    hook.after_train(runner)  # the stock step, every BN tracking again
+    batch = model.data_preprocessor(split_views(data, 9)[0], True)
+    model(**batch, mode='loss')  # the full network's forward on the full view
+    alone = {k: v for k, v in model.state_dict().items() if 'running_' in k}
+    assert hooked.keys() == alone.keys() and hooked
+    for key, value in alone.items():
+        torch.testing.assert_close(hooked[key], value, rtol=1e-5, atol=1e-6, msg=key)
+    assert any(not torch.equal(initial[k], v) for k, v in alone.items())
+    assert all(m.track_running_stats for m in hook._running_stat_norms)

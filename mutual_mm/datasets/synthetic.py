@@ -40,12 +40,22 @@ def make_coco_shapes(out_dir: str, num_images: int = 8, size: Tuple[int, int] = 
     for image_id in range(1, num_images + 1):
         base = rng.integers(40, 200, size=3)
         img = np.clip(base + rng.normal(0, 12, (height, width, 3)), 0, 255).astype(np.uint8)
+        placed: List[Tuple[int, int, int, int]] = []
         for _ in range(int(rng.integers(1, max_objects + 1))):
             label = int(rng.integers(len(SHAPE_CLASSES)))
             w = int(rng.integers(width // 6, width // 2))
             h = int(rng.integers(height // 6, height // 2))
-            x0 = int(rng.integers(0, width - w))
-            y0 = int(rng.integers(0, height - h))
+            # Shapes never overlap: an occluded shape's full polygon would be a
+            # wrong mask and box. Give up on this object after a few tries.
+            for _try in range(20):
+                x0 = int(rng.integers(0, width - w))
+                y0 = int(rng.integers(0, height - h))
+                if all(x0 + w <= a or a + c <= x0 or y0 + h <= b or b + d <= y0
+                       for a, b, c, d in placed):
+                    break
+            else:
+                continue
+            placed.append((x0, y0, w, h))
             poly = _shape_polygon(SHAPE_CLASSES[label], x0, y0, w, h)
             color = tuple(int(c) for c in (255 - base + rng.integers(-30, 30, 3)) % 256)
             cv2.fillPoly(img, [poly], color)

@@ -3,6 +3,7 @@ import random
 from typing import Optional, Sequence
 
 import torch
+from torch import nn
 from mmengine.hooks import Hook
 
 from ...datasets.transforms import MultiResolution
@@ -106,6 +107,7 @@ class MutualLearningHook(Hook):
         self._logits = None
         self._handles = []
         self._stock_train_step = None
+        self._running_stat_norms = []
 
     # --------------------------------------------------------------- set-up
     def before_run(self, runner) -> None:
@@ -120,6 +122,9 @@ class MutualLearningHook(Hook):
             raise TypeError(f'MutualLearningHook cannot slim this model: {err}') \
                 from None
         prepare_consumers(model)
+        self._running_stat_norms = [
+            m for m in model.modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
         self._check_views(runner)
         self._setup_distillation(model)
         self._stock_train_step = wrapper.__dict__.get('train_step')
@@ -196,6 +201,14 @@ class MutualLearningHook(Hook):
     def _configure(self, member: Member) -> int:
         """Put the model in ``member``'s configuration; the data view to feed."""
         self.backbone.set_width(member.width)
+        # Only the full network updates BN running statistics: a sub-network's
+        # batch statistics (fewer input channels, another resolution) would mix
+        # into the full network's, and validating the full network during
+        # training would read that mixture. Sub-networks get their own
+        # statistics from BN calibration after training (paper §3.4).
+        full = member.name == 'full'
+        for norm in self._running_stat_norms:
+            norm.track_running_stats = full
         if self.model_side_views:
             self.backbone.set_input_view(member.view)
             return 0
@@ -217,6 +230,8 @@ class MutualLearningHook(Hook):
                 log_vars[f'{member.name}.frames'] = torch.tensor(float(frames))
 
     def after_train(self, runner) -> None:
+        for norm in self._running_stat_norms:
+            norm.track_running_stats = True
         wrapper = runner.model
         if self._stock_train_step is None:
             wrapper.__dict__.pop('train_step', None)
