@@ -1,18 +1,26 @@
-"""Speed of the slimmable ResNet-50 against its references (forward + backward).
+"""Speed of the slimmable backbones against their references (forward + backward).
+
+``--model resnet50`` (default): :class:`mutual_mm.models.SlimResNet` against
+mmdet's stock :class:`~mmdet.models.backbones.ResNet` (depth 50, input
+``batch x 3 x size x size``). ``--model slowonly``: :class:`mutual_mm.models.
+SlimResNet3dSlowOnly` against mmaction's stock
+:class:`~mmaction.models.backbones.ResNet3dSlowOnly` with the Slow-8x8 R50
+arguments of the stock Kinetics config (input ``batch x 3 x frames x size x
+size``; CPU defaults batch 1, 8 x 112 x 112, ``--size 224`` for the paper's).
 
 Two comparisons, each a RATIO of times measured side by side in one run:
 
-1. ``slim@1.0`` / ``stock@1.0``: :class:`mutual_mm.models.SlimResNet` at width 1.0
-   against mmdet's stock :class:`~mmdet.models.backbones.ResNet` with the same
-   weights (target <= 1.03).
+1. ``slim@1.0`` / ``stock@1.0``: the slim backbone at width 1.0 against the
+   stock one with the same weights (target <= 1.03).
 2. ``slim@w`` / ``static@w`` for w in ``--widths`` (default 0.75, 0.5, 0.25):
    the slim network run at width ``w`` against
    :func:`mutual_mm.ops.export_static` of it at ``w``, i.e. the plain torch
    network built at that width (target <= 1.10).
 
 One timed step is: ``outs = model(x)``, ``loss = sum(o.mean() for o in outs)``,
-``loss.backward()``, ``model.zero_grad()`` (train mode, mmdet defaults:
-``out_indices=(0, 1, 2, 3)``, ``norm_eval=False``).  Every round runs each
+``loss.backward()``, ``model.zero_grad()`` (train mode; ResNet-50 with mmdet's
+defaults ``out_indices=(0, 1, 2, 3)``, ``norm_eval=False``; SlowOnly with the
+stock config's, one output of 2048 channels).  Every round runs each
 (reference, variant) pair back to back -- which one goes first alternates, the
 order of the pairs rotates -- so that load from other processes hits both alike.
 Reported: each variant's median time over the rounds, and per pair the median
@@ -29,6 +37,8 @@ Run from the repository root::
     .venv/bin/python benchmarks/bench_backbones.py                 # defaults
     .venv/bin/python benchmarks/bench_backbones.py --repeats 3 --size 160
     .venv/bin/python benchmarks/bench_backbones.py --device cuda --cudnn-benchmark
+    .venv/bin/python benchmarks/bench_backbones.py --model slowonly       # 8x112x112
+    .venv/bin/python benchmarks/bench_backbones.py --model slowonly --size 224
 
 The script prints a table and writes everything to ``--out`` (JSON).  It never
 fails on a ratio: targets are reported as ``pass``/``over``.
@@ -53,23 +63,43 @@ from torch import nn
 
 import mutual_mm  # noqa: F401  (repairs the stack, registers modules)
 from mmdet.models.backbones import ResNet
-from mutual_mm.models import SlimResNet
+from mutual_mm.models import SlimResNet, SlimResNet3dSlowOnly
 from mutual_mm.ops import export_static
 
 TARGET_FULL = 1.03    # slim@1.0 / stock
 TARGET_WIDTH = 1.10   # slim@w / static@w
 DEPTH = 50
+# the backbone of mmaction's slowonly_r50_8xb16-8x8x1-256e_kinetics400-rgb.py
+SLOWONLY_ARGS = dict(depth=DEPTH, pretrained=None, lateral=False, conv1_kernel=(1, 7, 7),
+                     conv1_stride_t=1, pool1_stride_t=1, inflate=(0, 0, 1, 1),
+                     norm_eval=False)
+MODELS = {
+    'resnet50': dict(title=f'ResNet-{DEPTH}',
+                     description=f'ResNet-{DEPTH} (mmdet defaults: out_indices=(0, 1, 2, 3), '
+                                 'norm_eval=False, train mode)'),
+    'slowonly': dict(title=f'SlowOnly R{DEPTH}',
+                     description=f'SlowOnly R{DEPTH} (mmaction ResNet3dSlowOnly, Slow-8x8 '
+                                 f'config arguments {SLOWONLY_ARGS}, train mode)'),
+}
 
 
 # ----------------------------------------------------------------------- helpers
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--model', choices=sorted(MODELS), default='resnet50',
+                   help='resnet50 (mmdet ResNet) or slowonly (mmaction ResNet3dSlowOnly)')
     p.add_argument('--device', choices=('cpu', 'cuda'),
                    default='cuda' if torch.cuda.is_available() else 'cpu')
     p.add_argument('--batch', type=int, default=None,
-                   help='batch size (default: 2 on cpu, 32 on cuda)')
-    p.add_argument('--size', type=int, default=224, help='input height = width (default 224)')
+                   help='batch size (default: resnet50 2 on cpu, 32 on cuda; '
+                        'slowonly 1 on cpu, 8 on cuda)')
+    p.add_argument('--size', type=int, default=None,
+                   help='input height = width (default 224; slowonly on cpu: 112)')
+    p.add_argument('--frames', type=int, default=8,
+                   help='input frames (slowonly only; default 8)')
+    p.add_argument('--threads', type=int, default=None,
+                   help="torch.set_num_threads (CPU); default: torch's own")
     p.add_argument('--repeats', type=int, default=None,
                    help='timed rounds per variant (default: 10 on cpu, 50 on cuda)')
     p.add_argument('--warmup', type=int, default=None,
@@ -87,16 +117,20 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error('--device cuda but torch.cuda.is_available() is False')
     if args.cudnn_benchmark and not cuda:
         p.error('--cudnn-benchmark needs --device cuda')
+    slowonly = args.model == 'slowonly'
     if args.batch is None:
-        args.batch = 32 if cuda else 2
+        args.batch = (8 if cuda else 1) if slowonly else (32 if cuda else 2)
+    if args.size is None:
+        args.size = 112 if slowonly and not cuda else 224
     if args.repeats is None:
         args.repeats = 50 if cuda else 10
     if args.warmup is None:
         args.warmup = 10 if cuda else 2
     if args.out is None:
+        stem = 'backbones' if args.model == 'resnet50' else f'backbones_{args.model}'
         args.out = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results',
-                                f'backbones_{args.device}.json')
-    for name in ('batch', 'size', 'repeats'):
+                                f'{stem}_{args.device}.json')
+    for name in ('batch', 'size', 'repeats', 'frames'):
         if getattr(args, name) < 1:
             p.error(f'--{name} must be >= 1')
     if args.warmup < 0:
@@ -170,8 +204,26 @@ class Variant:
             self.model.set_width(self.width)
 
 
+def as_tuple(outs):
+    """Backbone outputs as a tuple (SlowOnly returns one tensor)."""
+    return (outs, ) if isinstance(outs, torch.Tensor) else tuple(outs)
+
+
+def build_backbones(model: str):
+    """(stock, slim) backbones with the same weights."""
+    if model == 'slowonly':
+        from mmaction.models.backbones import ResNet3dSlowOnly
+        stock = ResNet3dSlowOnly(**SLOWONLY_ARGS)
+        slim = SlimResNet3dSlowOnly(**SLOWONLY_ARGS)
+    else:
+        stock = ResNet(depth=DEPTH)
+        slim = SlimResNet(depth=DEPTH)
+    slim.load_state_dict(stock.state_dict(), strict=True)
+    return stock, slim
+
+
 def train_step(model: nn.Module, x: torch.Tensor) -> None:
-    outs = model(x)
+    outs = as_tuple(model(x))
     loss = sum(o.mean() for o in outs)
     loss.backward()
     model.zero_grad(set_to_none=True)
@@ -194,14 +246,15 @@ def main(argv=None) -> int:
     if device.type == 'cuda':
         torch.backends.cudnn.benchmark = bool(args.cudnn_benchmark)
     torch.manual_seed(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
-    # Models: mmdet defaults (out_indices (0,1,2,3), norm_eval False), train mode.
-    stock = ResNet(depth=DEPTH)
-    slim = SlimResNet(depth=DEPTH)
-    slim.load_state_dict(stock.state_dict(), strict=True)
+    # Models: the host library's defaults (see MODELS), train mode.
+    stock, slim = build_backbones(args.model)
     stock.to(device).train()
     slim.to(device).train()
-    x = torch.randn(args.batch, 3, args.size, args.size, device=device)
+    frames = (args.frames, ) if args.model == 'slowonly' else ()
+    x = torch.randn(args.batch, 3, *frames, args.size, args.size, device=device)
     x1 = x[:1]
 
     variants: List[Variant] = [
@@ -219,7 +272,7 @@ def main(argv=None) -> int:
         slim.eval()
         static.eval()
         with torch.no_grad():
-            a, b = slim(x1), static(x1)
+            a, b = as_tuple(slim(x1)), as_tuple(static(x1))
         slim.train()
         static.train()
         checks[w] = {
@@ -326,23 +379,27 @@ def main(argv=None) -> int:
         'device_name': device_name(device),
         'torch_version': torch.__version__,
         'mmdet_version': __import__('mmdet').__version__,
+        'mmaction_version': __import__('mmaction').__version__,
         'mmengine_version': __import__('mmengine').__version__,
         'python_version': platform.python_version(),
         'num_threads': torch.get_num_threads(),
         'cpu_count': os.cpu_count(),
         'cudnn_benchmark': bool(torch.backends.cudnn.benchmark) if device.type == 'cuda'
         else None,
-        'model': f'ResNet-{DEPTH} (mmdet defaults: out_indices=(0, 1, 2, 3), '
-                 f'norm_eval=False, train mode)',
+        'model': MODELS[args.model]['description'],
+        'model_key': args.model,
+        'input_shape': list(x.shape),
         'step': 'forward + loss = sum(out.mean()) + backward + zero_grad(set_to_none)',
         'batch': args.batch,
         'size': args.size,
+        'frames': args.frames if args.model == 'slowonly' else None,
         'repeats': args.repeats,
         'warmup': args.warmup,
         'widths': args.widths,
         'seed': args.seed,
-        'flops_convention': 'mmengine FlopAnalyzer, forward of ONE image at size x size, '
-                            'one multiply-add = one flop',
+        'flops_convention': 'mmengine FlopAnalyzer, forward of ONE input (image at size x '
+                            'size, or clip of frames x size x size), one multiply-add = '
+                            'one flop',
         'flop_notes': flop_notes,
         'export_checks': {f'{w:g}': c for w, c in checks.items()},
         'timing_wall_s': elapsed_s,
@@ -361,18 +418,20 @@ def main(argv=None) -> int:
 
 def print_table(args, device, rows, flop_notes, checks, elapsed_s, load_before,
                 load_after) -> None:
-    print(f'ResNet-{DEPTH} forward+backward, train mode | device {args.device} '
+    print(f'{MODELS[args.model]["title"]} forward+backward, train mode | device {args.device} '
           f'({device_name(device)}) | torch {torch.__version__} | '
           f'threads {torch.get_num_threads()}'
           + (f' | cudnn.benchmark {torch.backends.cudnn.benchmark}'
              if device.type == 'cuda' else ''))
-    print(f'batch {args.batch}, {args.size}x{args.size}, {args.repeats} timed rounds '
+    frames = f'{args.frames}x' if args.model == 'slowonly' else ''
+    print(f'batch {args.batch}, {frames}{args.size}x{args.size}, {args.repeats} timed rounds '
           f'(+{args.warmup} warm-up), pairs back to back; timing took {elapsed_s:.1f} s; '
           f'load avg {load_before[0]:.2f} -> {load_after[0]:.2f} '
           f'on {os.cpu_count()} CPUs')
     header = (f'{"variant":<12} {"reference":<12} {"median ms":>10} {"ratio":>7} '
               f'{"ratio IQR":>13} {"med/med":>7} {"target":>7} {"status":>6}  '
-              f'{"GFLOPs/img":>10} {"params(M)":>9}')
+              f'{"GFLOPs/" + ("clip" if args.model == "slowonly" else "img"):>11} '
+              f'{"params(M)":>9}')
     print()
     print(header)
     print('-' * len(header))
@@ -387,7 +446,7 @@ def print_table(args, device, rows, flop_notes, checks, elapsed_s, load_before,
         if r['flops_source'] != 'traced':
             flops += '*'
         print(f'{r["variant"]:<12} {r["reference"] or "-":<12} {r["median_ms"]:>10.1f} '
-              f'{ratio:>7} {iqr:>13} {ratio_med:>7} {target:>7} {status:>6}  {flops:>10} '
+              f'{ratio:>7} {iqr:>13} {ratio_med:>7} {target:>7} {status:>6}  {flops:>11} '
               f'{r["params_active"] / 1e6:>9.2f}')
     print()
     print('ratio   = median over rounds of time(variant) / time(reference), the two run back '
@@ -396,7 +455,7 @@ def print_table(args, device, rows, flop_notes, checks, elapsed_s, load_before,
     if device.type == 'cpu' and max(load_before[0], load_after[0]) > 1.5 * os.cpu_count():
         print(f'WARNING: load average above {1.5 * os.cpu_count():g}: other processes '
               'competed for the CPUs, absolute times are inflated and ratios noisier')
-    print('GFLOPs = mmengine FlopAnalyzer, forward of one image (1 multiply-add = 1 flop); '
+    print('GFLOPs = mmengine FlopAnalyzer, forward of one input (1 multiply-add = 1 flop); '
           'params = active parameters (slim nets store the full 1.0 set: '
           f'{rows[1]["params_stored"] / 1e6:.2f} M)')
     all_equal = all(r.get('flops_equal_reference', True) for r in rows)

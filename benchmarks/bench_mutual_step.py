@@ -30,6 +30,24 @@ Run (from the repository root)::
 
 Results (all samples, config, versions, device, timestamp) go to
 ``benchmarks/results/mutual_step_<device>.json`` unless ``--out`` says otherwise.
+
+``--steady-state`` instead times ``--steady-iters`` (default 200) consecutive
+hooked steps with ``torch.backends.cudnn.benchmark = True`` and a new cohort
+drawn every iteration, as training does (seeded ``sample_cohort``, widths on
+the 0.05 grid, views drawn uniformly), on the same fixed batch (no data
+loading). Every (width, view) not seen before is a new set of convolution
+shapes that cudnn benchmarks first; the report gives the step time at
+iteration 20 and at the last iteration (each also as the median of the 10
+iterations ending there), their ratio, the mean time of iterations that met a
+new (width, view) against those that did not, and how many of the possible
+(width, view) pairs had been seen by then. On the CPU it runs all the same
+(cudnn plays no part), so the ratio shows only allocator/cache warm-up::
+
+    .venv/bin/python benchmarks/bench_mutual_step.py --device cuda --size 224 \
+        --batch 8 --steady-state                       # GPU steady state
+    .venv/bin/python benchmarks/bench_mutual_step.py --steady-state --steady-iters 40
+
+It writes ``benchmarks/results/mutual_step_steady_<device>.json`` by default.
 """
 import argparse
 import copy
@@ -83,8 +101,17 @@ def parse_args(argv=None):
     p.add_argument('--lr', type=float, default=0.01, help='SGD learning rate')
     p.add_argument('--seed', type=int, default=0, help='seed of the timed cohort')
     p.add_argument('--out', default=None,
-                   help='JSON path (default benchmarks/results/mutual_step_<device>.json)')
-    return p.parse_args(argv)
+                   help='JSON path (default benchmarks/results/mutual_step_<device>.json, '
+                        'with --steady-state mutual_step_steady_<device>.json)')
+    p.add_argument('--steady-state', action='store_true',
+                   help='time --steady-iters consecutive hooked steps (fresh cohort each, '
+                        'cudnn.benchmark on) and report iteration 20 vs the last')
+    p.add_argument('--steady-iters', type=int, default=200,
+                   help='iterations of --steady-state (default 200)')
+    args = p.parse_args(argv)
+    if args.steady_state and args.steady_iters < 2:
+        p.error('--steady-iters must be >= 2')
+    return args
 
 
 def view_sizes(size: int, frames: int):
@@ -215,8 +242,11 @@ def main(argv=None):
     torch.backends.cudnn.benchmark = bool(args.cudnn_benchmark)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.steady_state:
+        torch.backends.cudnn.benchmark = True
     out = args.out or osp.join(ROOT, 'benchmarks', 'results',
-                               f'mutual_step_{args.device}.json')
+                               f'mutual_step{"_steady" if args.steady_state else ""}'
+                               f'_{args.device}.json')
 
     from mmengine.dataset import pseudo_collate
     from mmengine.logging import MMLogger
@@ -265,6 +295,11 @@ def main(argv=None):
         d = describe(m)
         print(f"  {d['name']:<6} width {d['width']:<5} view {d['view']} "
               f"({d['size']} px, {d['frames']} frames)")
+
+    if args.steady_state:
+        steady_state(args, model, hook, data, grid, device, out, scales, frames)
+        tmp.cleanup()
+        return
 
     # ---- FLOPs
     def inputs_of_view(view):
@@ -448,6 +483,127 @@ def main(argv=None):
         json.dump(result, f, indent=1)
     print(f'saved {osp.relpath(out)}')
     tmp.cleanup()
+
+
+def _versions(device):
+    import mmaction
+    import mmengine
+    return dict(
+        timestamp=datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        torch=torch.__version__, mmengine=mmengine.__version__,
+        mmaction=mmaction.__version__, python=platform.python_version(),
+        device=str(device),
+        device_name=(torch.cuda.get_device_name(device) if device.type == 'cuda'
+                     else platform.processor() or platform.machine()),
+        num_threads=torch.get_num_threads(), cpu_count=os.cpu_count())
+
+
+def steady_state(args, model, hook, data, grid, device, out, scales, frames):
+    """``--steady-state``: consecutive hooked steps, a new cohort each, cudnn
+    benchmark on; step time at iteration 20 against the last iteration."""
+    from mmengine.optim import OptimWrapper
+
+    from mutual_mm.engine import Member, mutual_train_step, sample_cohort
+
+    optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=args.lr,
+                                                 momentum=0.9))
+    rng = random.Random(args.seed)
+    n = args.steady_iters
+    all_pairs = len(grid.widths) * hook.num_views
+    seen, times, new_counts, seen_counts, losses = set(), [], [], [], []
+    print(f'steady state: {n} hooked steps, a new cohort each, '
+          f'cudnn.benchmark={torch.backends.cudnn.benchmark}; '
+          f'{all_pairs} possible (width, view) pairs')
+    load_before = os.getloadavg()
+    t_start = time.perf_counter()
+    for i in range(n):
+        cohort = sample_cohort(grid, hook.num_views, NUM_RANDOM, rng)
+        pairs = {(m.width, m.view) for m in cohort}
+        new_counts.append(len(pairs - seen))
+        seen |= pairs
+        seen_counts.append(len(seen))
+        gc.collect()
+        if device.type == 'cuda':
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        try:
+            log_vars = mutual_train_step(model, data, optim_wrapper, cohort,
+                                         hook._configure, hook._captured_logits)
+        finally:
+            hook._configure(Member('full', grid.max, 0))
+        if device.type == 'cuda':
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - t0)
+        losses.append(float(log_vars['loss']))
+        if (i + 1) % 10 == 0 or i == 0:
+            print(f'  iter {i + 1:>4}: {times[-1] * 1e3:8.1f} ms '
+                  f'({new_counts[-1]} new (width, view); {len(seen)}/{all_pairs} seen)',
+                  flush=True)
+    elapsed = time.perf_counter() - t_start
+    load_after = os.getloadavg()
+
+    def at(it):  # 1-based iteration: (its time, median of the 10 ending there)
+        it = min(it, n)
+        return times[it - 1], statistics.median(times[max(0, it - 10):it])
+
+    early_it, last_it = min(20, n), n
+    early, early_med = at(early_it)
+    last, last_med = at(last_it)
+    new_t = [t for t, c in zip(times, new_counts) if c]
+    old_t = [t for t, c in zip(times, new_counts) if not c]
+    report = dict(
+        iteration_1_ms=times[0] * 1e3,
+        early_iteration=early_it, early_ms=early * 1e3,
+        early_median10_ms=early_med * 1e3,
+        last_iteration=last_it, last_ms=last * 1e3, last_median10_ms=last_med * 1e3,
+        ratio_early_over_last=early / last,
+        ratio_early_over_last_median10=early_med / last_med,
+        mean_ms_iterations_with_new_pairs=(statistics.mean(new_t) * 1e3 if new_t
+                                           else None),
+        mean_ms_iterations_without_new_pairs=(statistics.mean(old_t) * 1e3 if old_t
+                                              else None),
+        iterations_with_new_pairs=len(new_t),
+        pairs_seen_at_early=seen_counts[early_it - 1],
+        pairs_seen_at_last=seen_counts[-1], pairs_possible=all_pairs,
+        last_iteration_with_new_pair=(max(i + 1 for i, c in enumerate(new_counts) if c)),
+    )
+    print()
+    print(f"iteration 1: {report['iteration_1_ms']:.1f} ms")
+    print(f"iteration {early_it}: {report['early_ms']:.1f} ms "
+          f"(median of iterations {max(1, early_it - 9)}-{early_it}: "
+          f"{report['early_median10_ms']:.1f} ms; {report['pairs_seen_at_early']}/"
+          f"{all_pairs} (width, view) pairs seen)")
+    print(f"iteration {last_it}: {report['last_ms']:.1f} ms "
+          f"(median of iterations {max(1, last_it - 9)}-{last_it}: "
+          f"{report['last_median10_ms']:.1f} ms; {report['pairs_seen_at_last']}/"
+          f"{all_pairs} seen, the last new one at iteration "
+          f"{report['last_iteration_with_new_pair']})")
+    print(f"ratio iteration {early_it} / {last_it}: {report['ratio_early_over_last']:.2f} "
+          f"(medians of 10: {report['ratio_early_over_last_median10']:.2f})")
+    if new_t and old_t:
+        print(f"mean step with a new (width, view): "
+              f"{report['mean_ms_iterations_with_new_pairs']:.1f} ms "
+              f"({len(new_t)} iterations); without: "
+              f"{report['mean_ms_iterations_without_new_pairs']:.1f} ms ({len(old_t)})")
+    print(f'load avg {load_before[0]:.2f} -> {load_after[0]:.2f}; {elapsed:.0f} s')
+    if device.type != 'cuda':
+        print('note: CPU run: cudnn plays no part; the steady-state question is a GPU one')
+    result = dict(
+        benchmark='mutual_step_steady_state', **_versions(device),
+        config=dict(model=SLOWONLY + ' (backbone SlimResNet3dSlowOnly)', size=args.size,
+                    frames=args.frames, batch=args.batch, lr=args.lr, seed=args.seed,
+                    iters=n, cudnn_benchmark=bool(torch.backends.cudnn.benchmark),
+                    width_range=WIDTH_RANGE, width_step=WIDTH_STEP,
+                    num_random=NUM_RANDOM, view_sizes=scales, view_frames=frames,
+                    data='one fixed batch (no data loading)'),
+        report=report, step_s=times, new_pairs_per_iteration=new_counts,
+        pairs_seen=seen_counts, losses_finite=all(v == v and abs(v) != float('inf')
+                                                  for v in losses),
+        loadavg_before=load_before, loadavg_after=load_after, wall_s=elapsed)
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    with open(out, 'w') as f:
+        json.dump(result, f, indent=1)
+    print(f'saved {osp.relpath(out)}')
 
 
 if __name__ == '__main__':
