@@ -143,3 +143,31 @@ def test_an_uncalibrated_configuration_is_refused(trained):
     # the full network at the pipeline's own size needs no calibration
     _, metrics, _ = _test_at(cfg, checkpoint, tmp / "full")
     assert 'acc/top1' in metrics
+
+
+def test_detector_calibration_runs_only_the_feature_extractor(tmp_path, monkeypatch):
+    """Mask R-CNN's BN layers are all in backbone + neck, so calibration skips the
+    RoI heads: the statistics equal those of the whole tensor forward."""
+    from mmengine.dataset import pseudo_collate
+
+    from mutual_mm.deploy import bn_calibration
+    from mutual_mm.engine import split_views
+    from .helpers import det_train_cfg
+    cfg = det_train_cfg(tmp_path / 'w', tmp_path / 'd')
+    cfg.train_dataloader.dataset.pipeline[-1] = dict(
+        type='MultiResolution', scales=[(160, 96)],
+        transforms=[dict(type='Resize', keep_ratio=True), dict(type='PackDetInputs')])
+    runner = Runner.from_cfg(cfg)
+    model = runner.model
+    dataset = runner.train_dataloader.dataset
+    batches = split_views(pseudo_collate([dataset[0], dataset[1]]), 1)
+    assert bn_calibration._all_norms_in_features(model)
+    calls = []
+    model.roi_head.bbox_roi_extractor.register_forward_pre_hook(lambda *a: calls.append(1))
+    fast = calibrate_bn(model, batches, 1, width=0.5)
+    assert not calls  # the heads did not run
+    monkeypatch.setattr(bn_calibration, '_all_norms_in_features', lambda m: False)
+    full = calibrate_bn(model, batches, 1, width=0.5)
+    assert calls and fast.keys() == full.keys() and fast
+    for name, (mean, var) in full.items():
+        assert torch.equal(fast[name][0], mean) and torch.equal(fast[name][1], var), name

@@ -47,6 +47,18 @@ def calibration_mode(model: nn.Module):
             module.training = training
 
 
+def _all_norms_in_features(model: nn.Module) -> bool:
+    """Whether every BN layer sits in the feature extractor (``extract_feat``:
+    backbone + neck). Then calibration runs only that part: the same statistics
+    at a fraction of the cost for detectors, whose tensor forward also runs the
+    RoI heads on every proposal (about 90 % of Mask R-CNN's calibration time)."""
+    if not hasattr(model, 'extract_feat'):
+        return False
+    names = [name for name, _ in batch_norms(model)]
+    parts = tuple(f'{part}.' for part in ('backbone', 'neck') if hasattr(model, part))
+    return bool(parts) and all(name.startswith(parts) for name in names)
+
+
 @torch.no_grad()
 def calibrate_bn(model: nn.Module, batches: Iterable[dict], num_batches: int,
                  width: float = 1.0) -> BNStats:
@@ -65,12 +77,16 @@ def calibrate_bn(model: nn.Module, batches: Iterable[dict], num_batches: int,
     handles = [bn.register_forward_pre_hook(
         lambda m, args, name=name: channels.__setitem__(name, int(args[0].shape[1])))
         for name, bn in batch_norms(inner)]
+    features_only = _all_norms_in_features(inner)
     seen = 0
     try:
         with calibration_mode(inner):
             for batch in islice(batches, num_batches):
                 data = inner.data_preprocessor(batch, False)
-                inner._run_forward(data, mode='tensor')
+                if features_only:
+                    inner.extract_feat(data['inputs'])
+                else:
+                    inner._run_forward(data, mode='tensor')
                 seen += 1
     finally:
         for handle in handles:
