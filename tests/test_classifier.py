@@ -371,3 +371,29 @@ def test_replication_script_smoke(tmp_path):
     for name in ('results.csv', 'accuracy_vs_flops.png', 'table_mutualnet.csv',
                  'table_usnet.json', 'table_inet_w0.5_r20.csv'):
         assert (out / name).exists(), name
+
+
+def test_amp_optim_wrapper_runs_every_member_under_autocast(tmp_path, monkeypatch):
+    """AmpOptimWrapper with the hook (mmengine allows it only with a GPU, and on
+    the CPU only bfloat16: its device check is bypassed on this CPU machine):
+    every member's forward runs inside the wrapper's autocast context, the loss
+    goes through its scaler's backward, and the optimizer steps once."""
+    from mmengine.optim.optimizer import amp_optimizer_wrapper
+    monkeypatch.setattr(amp_optimizer_wrapper, 'is_cuda_available', lambda: True)
+    cfg = _hooked_mbv1_cfg(tmp_path)
+    cfg.optim_wrapper = dict(type='AmpOptimWrapper', dtype='bfloat16',
+                             optimizer=dict(type='SGD', lr=0.01, momentum=0.9))
+    runner = Runner.from_cfg(cfg)
+    dtypes, steps = [], []
+    runner.model.backbone.stem.conv.register_forward_hook(
+        lambda m, a, out: dtypes.append(out.dtype) if m.training else None)
+    sgd_step = torch.optim.SGD.step
+    monkeypatch.setattr(torch.optim.SGD, 'step',
+                        lambda self, *a, **k: steps.append(1) or sgd_step(self, *a, **k))
+    runner.train()
+    assert dtypes == [torch.bfloat16] * 4  # full, min, rand0, rand1
+    assert steps == [1]
+    scalars = runner.message_hub.log_scalars
+    assert np.isfinite(scalars['train/full.loss_cls'].current())
+    assert all(np.isfinite(scalars[f'train/{m}.loss_kl'].current())
+               for m in ('min', 'rand0', 'rand1'))
