@@ -56,7 +56,7 @@ def train(demo: dict, work_dir: str, options: dict, log_path: str) -> str:
     cmd = ['mim', 'train', demo['host'], demo['config'], '--work-dir', work_dir]
     if options:
         cmd += ['--cfg-options'] + [f'{k}={v}' for k, v in options.items()]
-    env = dict(os.environ, PYTHONWARNINGS='ignore')
+    env = dict(os.environ, PYTHONWARNINGS='ignore', PYTHONUNBUFFERED='1')
     env['PATH'] = osp.dirname(sys.executable) + os.pathsep + env.get('PATH', '')
     print(f'$ {" ".join(cmd)}\n  (log: {log_path})')
     bar = None
@@ -65,6 +65,7 @@ def train(demo: dict, work_dir: str, options: dict, log_path: str) -> str:
             env=env) as proc:
         for line in proc.stdout:
             log.write(line)
+            log.flush()
             match = ITER_LINE.search(line)
             if match:
                 done, total = int(match[1]), int(match[2])

@@ -17,17 +17,20 @@ model = dict(
     rpn_head=dict(in_channels=channels, feat_channels=channels,
                   anchor_generator=dict(scales=[4])),  # 16-256 px anchors
     roi_head=dict(
-        bbox_roi_extractor=dict(out_channels=channels),
+        bbox_roi_extractor=dict(out_channels=channels,
+                                roi_layer=dict(sampling_ratio=2)),
         bbox_head=dict(in_channels=channels, fc_out_channels=256,
                        num_classes=len(classes)),
-        mask_roi_extractor=dict(out_channels=channels),
-        mask_head=dict(in_channels=channels, conv_out_channels=channels,
+        # 7x7 mask RoIs -> 14x14 masks (stock: 14 -> 28), for objects of 8-64 px
+        mask_roi_extractor=dict(out_channels=channels,
+                                roi_layer=dict(output_size=7, sampling_ratio=2)),
+        mask_head=dict(in_channels=channels, conv_out_channels=channels, roi_feat_size=7,
                        num_classes=len(classes))),
-    # fewer proposals and sampled RoIs: a few shapes per image, and RoIAlign's
-    # CPU backward dominates the step otherwise
-    train_cfg=dict(rpn_proposal=dict(nms_pre=1000, max_per_img=300),
-                   rcnn=dict(sampler=dict(num=128))),
-    test_cfg=dict(rpn=dict(nms_pre=1000, max_per_img=100)))
+    # fewer proposals and sampled RoIs, fixed RoIAlign sampling: a few shapes
+    # per image, and mmcv's CPU RoIAlign backward dominates the step otherwise
+    train_cfg=dict(rpn_proposal=dict(nms_pre=500, max_per_img=200),
+                   rcnn=dict(sampler=dict(num=64), mask_size=14)),
+    test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=100)))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -57,7 +60,7 @@ test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'val/annotations.json')
 test_evaluator = val_evaluator
 
-max_iters = 600
+max_iters = 800
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters,
                  val_interval=max_iters)
 optim_wrapper = dict(optimizer=dict(lr=0.02), clip_grad=dict(max_norm=10))

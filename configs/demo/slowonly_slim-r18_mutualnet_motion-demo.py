@@ -45,10 +45,10 @@ test_dataloader = val_dataloader
 test_evaluator = dict(type='AccMetric')
 test_cfg = dict(type='TestLoop')
 
-max_iters = 240
+max_iters = 400
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters,
                  val_interval=max_iters)
-optim_wrapper = dict(optimizer=dict(lr=0.05, weight_decay=1e-4), clip_grad=dict(max_norm=10))
+optim_wrapper = dict(optimizer=dict(lr=0.1, weight_decay=1e-4), clip_grad=dict(max_norm=10))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.05, by_epoch=False, begin=0, end=20),
     dict(type='CosineAnnealingLR', by_epoch=False, begin=20, end=max_iters, eta_min=1e-4),
