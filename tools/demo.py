@@ -124,7 +124,7 @@ def report(demo: dict, rows, metric: str) -> dict:
         print(f'  {r.config.key:<22}{r.flops / 1e6:>10.1f}{r.flops / full.flops:>9.2f}'
               f'{r.metric:>16.4f}')
     picks = {}
-    for fraction in (0.5, 0.2):
+    for fraction in (0.5, 0.25):
         budget = fraction * full.flops
         try:
             best = select_config(rows, max_flops=budget)
