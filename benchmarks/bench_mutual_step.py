@@ -445,17 +445,8 @@ def main(argv=None):
     if not finite:
         print('WARNING: non-finite losses during the benchmark (timings may be off)')
 
-    import mmaction
-    import mmengine
     result = dict(
-        benchmark='mutual_step',
-        timestamp=datetime.datetime.now(datetime.timezone.utc).isoformat(),
-        torch=torch.__version__, mmengine=mmengine.__version__,
-        mmaction=mmaction.__version__, python=platform.python_version(),
-        device=str(device),
-        device_name=(torch.cuda.get_device_name(device) if device.type == 'cuda'
-                     else platform.processor() or platform.machine()),
-        num_threads=torch.get_num_threads(), cpu_count=os.cpu_count(),
+        benchmark='mutual_step', **_versions(device),
         config=dict(model=SLOWONLY + ' (backbone SlimResNet3dSlowOnly)',
                     size=args.size, frames=args.frames, batch=args.batch,
                     repeats=args.repeats, warmup=args.warmup, lr=args.lr,

@@ -35,8 +35,23 @@ def stage_out_channels(stage: nn.Module) -> int:
     return convs[-1].out_channels
 
 
+class FrozenStagesTrainMixin:
+    """``train()`` of the backbones built here (not subclasses of an mmdet
+    backbone): frozen stages (``_freeze_stages``), and with ``norm_eval`` all BN
+    layers, stay in eval mode."""
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+
 @MODELS.register_module()
-class SlimMobileNetV1(SlimBackboneMixin, BaseModule):
+class SlimMobileNetV1(FrozenStagesTrainMixin, SlimBackboneMixin, BaseModule):
     """MobileNetV1 (Howard et al., 2017), width-slimmable.
 
     Layer table at ``widen_factor=1.0`` (every conv is followed by BN + ReLU;
@@ -166,13 +181,3 @@ class SlimMobileNetV1(SlimBackboneMixin, BaseModule):
             for param in module.parameters():
                 param.requires_grad = False
 
-    def train(self, mode: bool = True):
-        """Training mode that keeps frozen stages, and with ``norm_eval`` all
-        BN layers, in eval mode."""
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self

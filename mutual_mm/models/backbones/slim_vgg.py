@@ -11,15 +11,14 @@ from typing import List, Sequence, Tuple
 from mmcv.cnn.vgg import make_vgg_layer
 from mmengine.model import BaseModule
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...registry import MODELS
 from .base import SlimBackboneMixin
-from .slim_mobilenet_v1 import default_init_cfg
+from .slim_mobilenet_v1 import FrozenStagesTrainMixin, default_init_cfg
 
 
 @MODELS.register_module()
-class SlimVGG(SlimBackboneMixin, BaseModule):
+class SlimVGG(FrozenStagesTrainMixin, SlimBackboneMixin, BaseModule):
     """VGG as an FPN backbone, width-slimmable.
 
     Five stages of 3x3 convs (+ BN) + ReLU, each ending with a 2x2 max pool;
@@ -130,14 +129,3 @@ class SlimVGG(SlimBackboneMixin, BaseModule):
                 module.eval()
                 for param in module.parameters():
                     param.requires_grad = False
-
-    def train(self, mode: bool = True):
-        """Training mode that keeps frozen stages, and with ``norm_eval`` all
-        BN layers, in eval mode."""
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
