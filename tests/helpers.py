@@ -1,5 +1,8 @@
 """Inputs for the stock models, shaped as the host libraries' pipelines pack them."""
+import gzip
 import os.path as osp
+
+import numpy as np
 
 import torch
 from mmengine.structures import InstanceData
@@ -236,3 +239,24 @@ def on_small_data(cfg, work_dir, data_root, task, max_iters=2):
     cfg.randomness = dict(seed=0)
     cfg.work_dir = str(work_dir)
     return cfg
+
+
+def write_idx(path, array):
+    header = bytes([0, 0, 8, array.ndim]) + b''.join(
+        int(d).to_bytes(4, 'big') for d in array.shape)
+    with gzip.open(path, 'wb') as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def write_fake_fashion_mnist(root, num_train=96, num_test=40, seed=0):
+    """MNIST-format idx files whose class is a bright horizontal band's position."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (('train', num_train), ('t10k', num_test)):
+        labels = rng.integers(0, 10, n)
+        images = rng.integers(0, 60, (n, 28, 28))
+        for img, label in zip(images, labels):
+            img[2 + 2 * label: 4 + 2 * label] = 250
+        write_idx(root / f'{prefix}-images-idx3-ubyte.gz', images)
+        write_idx(root / f'{prefix}-labels-idx1-ubyte.gz', labels)
+    return root

@@ -1,10 +1,7 @@
-"""MutualImageClassifier, its data side, the ImageNet pre-training configs, the
-pre-trained backbone's hand-over to detection, and the Fashion-MNIST
-replication script (smoke)."""
+"""MutualImageClassifier, its data side, the ImageNet pre-training configs and the
+pre-trained backbone's hand-over to detection."""
 import copy
 import gzip
-import importlib.util
-import json
 import os.path as osp
 
 import cv2
@@ -22,6 +19,8 @@ from mutual_mm.datasets.classification import (ClsRandomResizedCrop, ClsResizeEd
                                                ImageListDataset, MNISTIdxDataset,
                                                TopKAccuracy, read_idx)
 from mutual_mm.engine import MutualLearningHook
+
+from .helpers import write_fake_fashion_mnist
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PRETRAIN = osp.join(ROOT, 'configs', 'pretrain')
@@ -137,27 +136,6 @@ def test_image_list_dataset_folder_and_list_modes(tmp_path):
     assert [d['gt_label'] for d in listed] == [0, 0, 1, 1]
     with pytest.raises(FileNotFoundError, match='no image folder'):
         ImageListDataset(data_root=str(tmp_path), data_prefix=dict(img_path='nope'))
-
-
-def write_idx(path, array):
-    header = bytes([0, 0, 8, array.ndim]) + b''.join(
-        int(d).to_bytes(4, 'big') for d in array.shape)
-    with gzip.open(path, 'wb') as f:
-        f.write(header + array.astype(np.uint8).tobytes())
-
-
-def write_fake_fashion_mnist(root, num_train=96, num_test=40, seed=0):
-    """MNIST-format idx files whose class is a bright horizontal band's position."""
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True, exist_ok=True)
-    for prefix, n in (('train', num_train), ('t10k', num_test)):
-        labels = rng.integers(0, 10, n)
-        images = rng.integers(0, 60, (n, 28, 28))
-        for img, label in zip(images, labels):
-            img[2 + 2 * label: 4 + 2 * label] = 250
-        write_idx(root / f'{prefix}-images-idx3-ubyte.gz', images)
-        write_idx(root / f'{prefix}-labels-idx1-ubyte.gz', labels)
-    return root
 
 
 def test_mnist_idx_dataset(tmp_path):
@@ -342,35 +320,6 @@ def test_r50_checkpoint_initializes_mask_rcnn_through_init_cfg(tmp_path):
     assert set(loaded) == set(expected)
     for key, value in expected.items():
         assert torch.equal(loaded[key], value), key
-
-
-# ------------------------------------------------------ replication (smoke)
-def test_replication_script_smoke(tmp_path):
-    spec = importlib.util.spec_from_file_location(
-        'replicate_fashion_mnist', osp.join(ROOT, 'benchmarks', 'replicate_fashion_mnist.py'))
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    data = write_fake_fashion_mnist(tmp_path / 'fm')
-    out = tmp_path / 'out'
-    summary = script.main([
-        '--data-root', str(data), '--out-dir', str(out), '--work-dir', str(tmp_path / 'w'),
-        '--iters', '2', '--batch-size', '8', '--widen-factor', '0.25',
-        '--resolutions', '32', '20', '--eval-widths', '0.25', '1.0',
-        '--inet', '0.5:20', '--calib-batches', '1', '--test-batch-size', '20'])
-    rows = summary['rows']
-    assert len(rows) == 4 + 4 + 1  # 2 widths x 2 resolutions twice, one I-Net
-    assert {r['method'] for r in rows} == {'mutualnet', 'usnet', 'inet'}
-    assert all(0 <= r['top1'] <= 100 and r['mflops'] > 0 for r in rows)
-    for run in summary['runs']:
-        assert run['iterations'] == 2
-    flops = {(r['method'], r['width'], r['resolution']): r['mflops'] for r in rows}
-    assert flops[('mutualnet', 1.0, 32)] == flops[('usnet', 1.0, 32)]
-    assert flops[('mutualnet', 1.0, 20)] < flops[('mutualnet', 1.0, 32)]
-    with open(out / 'results.json') as f:
-        assert json.load(f)['settings']['iters'] == 2
-    for name in ('results.csv', 'accuracy_vs_flops.png', 'table_mutualnet.csv',
-                 'table_usnet.json', 'table_inet_w0.5_r20.csv'):
-        assert (out / name).exists(), name
 
 
 def test_amp_optim_wrapper_runs_every_member_under_autocast(tmp_path, monkeypatch):

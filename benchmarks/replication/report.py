@@ -1,0 +1,346 @@
+"""The study's tables, plots and summary, from the run result files alone.
+
+Every number in docs/replication.md comes from ``summary.json``, which this
+module derives from ``runs/*.json``; nothing here trains or evaluates.
+
+Comparisons at an I-Net point p (FLOPs F_p) use two readings of a shared model:
+``same``, its accuracy at exactly p's configuration, and ``budget``, its best
+configuration costing at most F_p (the paper's accuracy-vs-FLOPs curves: a
+user of a shared model picks the best configuration within the budget).
+"""
+import glob
+import json
+import os.path as osp
+import statistics
+from collections import defaultdict
+from typing import Dict, List, Optional
+
+from .plan import (ABLATION_BUDGET, BUDGETS, INET_POINTS, SEED_BUDGET, STEPS_PER_EPOCH,
+                   RunSpec)
+
+LABELS = dict(mutualnet='MutualNet', usnet='US-Net', inet='I-Net', plain='plain')
+BASE = dict(width_range=[0.25, 1.0], num_random=2, distill='kl', lr=0.1, warmup=True,
+            batch_size=64)
+
+
+def load_runs(results_dir: str) -> List[dict]:
+    runs = []
+    for path in sorted(glob.glob(osp.join(results_dir, '*.json'))):
+        with open(path) as f:
+            runs.append(json.load(f))
+    return runs
+
+
+def _is_base(run: dict) -> bool:
+    spec = run['spec']
+    return all(spec[k] == v or (isinstance(v, list) and list(spec[k]) == v)
+               for k, v in BASE.items())
+
+
+def _find(runs, method, iters, seed=0, point=None, **diff) -> Optional[dict]:
+    for run in runs:
+        spec = run['spec']
+        if spec['method'] != method or spec['iters'] != iters or spec['seed'] != seed:
+            continue
+        if point is not None and tuple(spec['point']) != tuple(point):
+            continue
+        want = dict(BASE, **diff)
+        if all(spec[k] == v or (isinstance(v, (list, tuple)) and list(spec[k]) == list(v))
+               for k, v in want.items()):
+            return run
+    return None
+
+
+def at(run: dict, width: float, res: int) -> Optional[float]:
+    for r in run['rows']:
+        if r['width'] == width and r['resolution'] == res:
+            return r['top1']
+    return None
+
+
+def mflops(run: dict, width: float, res: int) -> Optional[float]:
+    for r in run['rows']:
+        if r['width'] == width and r['resolution'] == res:
+            return r['mflops']
+    return None
+
+
+def best_within(run: dict, max_mflops: float, full_res_only: bool = False) -> Optional[dict]:
+    """The most accurate configuration costing at most ``max_mflops`` (1e-9
+    slack for float equality)."""
+    rows = [r for r in run['rows'] if r['mflops'] <= max_mflops * (1 + 1e-9)
+            and (not full_res_only or r['resolution'] == 32)]
+    return max(rows, key=lambda r: r['top1']) if rows else None
+
+
+def frontier(rows: List[dict]) -> List[dict]:
+    """Pareto frontier: cheapest first, each more accurate than all cheaper."""
+    out, best = [], -1.0
+    for r in sorted(rows, key=lambda r: (r['mflops'], -r['top1'])):
+        if r['top1'] > best:
+            out.append(r)
+            best = r['top1']
+    return out
+
+
+def point_comparison(mutual: dict, usnet: dict, inets: Dict[tuple, dict]) -> List[dict]:
+    out = []
+    for point in INET_POINTS:
+        inet = inets.get(point)
+        budget = mflops(mutual, *point)
+        bm, bu = best_within(mutual, budget), best_within(usnet, budget)
+        out.append(dict(
+            point=f'{point[0]:g}x-{point[1]}', mflops=budget,
+            inet=inet['rows'][0]['top1'] if inet else None,
+            mutualnet_same=at(mutual, *point), usnet_same=at(usnet, *point),
+            mutualnet_budget=bm['top1'], mutualnet_budget_config=_cfg(bm),
+            usnet_budget=bu['top1'], usnet_budget_config=_cfg(bu),
+            gap_mutual_usnet=bm['top1'] - bu['top1'],
+            gap_mutual_inet=(bm['top1'] - inet['rows'][0]['top1']) if inet else None))
+    return out
+
+
+def _cfg(row: dict) -> str:
+    return f'{row["width"]:g}x-{row["resolution"]}'
+
+
+def trend(runs: List[dict]) -> List[dict]:
+    out = []
+    for iters in BUDGETS:
+        mutual, usnet = _find(runs, 'mutualnet', iters), _find(runs, 'usnet', iters)
+        inets = {p: _find(runs, 'inet', iters, point=p) for p in INET_POINTS}
+        if mutual is None or usnet is None:
+            continue
+        out.append(dict(iters=iters, epochs=round(iters / STEPS_PER_EPOCH, 2),
+                        complete=all(inets.values()),
+                        points=point_comparison(mutual, usnet, inets)))
+    return out
+
+
+def _spread(values: List[float]) -> dict:
+    return dict(values=values, mean=statistics.mean(values),
+                std=statistics.stdev(values) if len(values) > 1 else 0.0,
+                min=min(values), max=max(values))
+
+
+def seeds(runs: List[dict]) -> dict:
+    per_method = {}
+    for method in ('mutualnet', 'usnet'):
+        found = [r for r in (_find(runs, method, SEED_BUDGET, seed=s) for s in (0, 1, 2)) if r]
+        if not found:
+            continue
+        ref = _find(runs, 'mutualnet', SEED_BUDGET) or found[0]
+        per_point = {}
+        for point in INET_POINTS:
+            budget = mflops(ref, *point)
+            per_point[f'{point[0]:g}x-{point[1]}'] = dict(
+                same=_spread([at(r, *point) for r in found]),
+                budget=_spread([best_within(r, budget)['top1'] for r in found]))
+        per_method[method] = dict(seeds=[r['spec']['seed'] for r in found],
+                                  points=per_point)
+    gaps = {}
+    if 'mutualnet' in per_method and 'usnet' in per_method:
+        for point, m in per_method['mutualnet']['points'].items():
+            u = per_method['usnet']['points'][point]
+            gaps[point] = dict(
+                mean_gap_budget=m['budget']['mean'] - u['budget']['mean'],
+                pooled_std=((m['budget']['std'] ** 2 + u['budget']['std'] ** 2) / 2) ** 0.5)
+    return dict(iters=SEED_BUDGET, methods=per_method, gaps=gaps)
+
+
+def ablations(runs: List[dict]) -> dict:
+    it = ABLATION_BUDGET
+    variants = [
+        ('I-Net 1x-32 (full network alone)', _find(runs, 'inet', it, point=(1.0, 32))),
+        ('full + smallest (num_random=0)', _find(runs, 'mutualnet', it, num_random=0)),
+        ('full + smallest + 2 random (MutualNet)', _find(runs, 'mutualnet', it)),
+        ('MutualNet, sub-networks on ground truth', _find(runs, 'mutualnet', it,
+                                                          distill='gt')),
+        ('MutualNet, lr 0.05 (0.1 per 128), no warm-up',
+         _find(runs, 'mutualnet', it, lr=0.05, warmup=False)),
+        ('I-Net 1x-32, lr 0.05, no warm-up',
+         _find(runs, 'inet', it, point=(1.0, 32), lr=0.05, warmup=False)),
+        ('MutualNet, widths [0.9, 1.0]', _find(runs, 'mutualnet', it,
+                                               width_range=[0.9, 1.0])),
+        ('US-Net', _find(runs, 'usnet', it)),
+    ]
+    table = []
+    for label, run in variants:
+        if run is None:
+            continue
+        row = dict(variant=label, run=run['spec']['name'],
+                   full=at(run, 1.0, 32), seconds_per_iter=run['seconds_per_iter'],
+                   full_train_loss=_full_loss(run))
+        for point in INET_POINTS[1:]:
+            row[f'{point[0]:g}x-{point[1]}'] = at(run, *point)
+        table.append(row)
+    plain = _find(runs, 'plain', 600, point=(1.0, 32))
+    hooked = _find(runs, 'inet', 600, point=(1.0, 32))
+    plumbing = None
+    if plain and hooked:
+        plumbing = dict(plain=plain['rows'][0]['top1'], hooked=hooked['rows'][0]['top1'],
+                        plain_loss=_full_loss(plain), hooked_loss=_full_loss(hooked))
+    calib = {}
+    mutual = _find(runs, 'mutualnet', it)
+    if mutual and mutual.get('calibration_sizes'):
+        for size, rows in sorted(mutual['calibration_sizes'].items(), key=lambda kv: int(kv[0])):
+            calib[size] = {f'{r["width"]:g}x-{r["resolution"]}': r['top1'] for r in rows}
+    return dict(iters=it, table=table, plumbing=plumbing, calibration=calib)
+
+
+def _full_loss(run: dict) -> Optional[float]:
+    losses = run.get('final_losses', {})
+    for key in ('full.loss_cls', 'loss_cls', 'loss'):
+        if key in losses:
+            return losses[key]
+    return None
+
+
+def summarize(runs: List[dict]) -> dict:
+    t = trend(runs)
+    longest = max((x['iters'] for x in t if x['complete']), default=None)
+    return dict(trend=t, longest_complete_budget=longest, seeds=seeds(runs),
+                ablations=ablations(runs),
+                runs={r['spec']['name']: dict(
+                    seconds_per_iter=r['seconds_per_iter'], train_seconds=r['train_seconds'],
+                    eval_seconds=r['eval_seconds'], finished=r['finished'],
+                    device=r['versions']['device'], cpu=r['versions'].get('cpu'))
+                    for r in runs})
+
+
+# ---------------------------------------------------------------- plots
+def _plt():
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    return matplotlib, plt
+
+
+def plot_accuracy_vs_flops(runs: List[dict], iters: int, path: str) -> Optional[str]:
+    mutual, usnet = _find(runs, 'mutualnet', iters), _find(runs, 'usnet', iters)
+    if mutual is None or usnet is None:
+        return None
+    matplotlib, plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.0, 4.6), dpi=130)
+    ax.scatter([r['mflops'] for r in mutual['rows']], [r['top1'] for r in mutual['rows']],
+               s=14, color='tab:red', alpha=0.35)
+    f = frontier(mutual['rows'])
+    ax.plot([r['mflops'] for r in f], [r['top1'] for r in f], '-o', color='tab:red', ms=4,
+            lw=2, label='MutualNet (frontier over width x resolution)')
+    for r in f:
+        ax.annotate(_cfg(r), (r['mflops'], r['top1']), textcoords='offset points',
+                    xytext=(-8, -12), fontsize=7, color='tab:red')
+    us32 = sorted((r for r in usnet['rows'] if r['resolution'] == 32),
+                  key=lambda r: r['mflops'])
+    ax.plot([r['mflops'] for r in us32], [r['top1'] for r in us32], '-s', color='tab:blue',
+            ms=4, lw=2, label='US-Net (32 px, widths)')
+    fu = frontier(usnet['rows'])
+    ax.plot([r['mflops'] for r in fu], [r['top1'] for r in fu], '--', color='tab:blue',
+            lw=1.2, alpha=0.7, label='US-Net+ (frontier, any resolution at test)')
+    inets = [r for r in (_find(runs, 'inet', iters, point=p) for p in INET_POINTS) if r]
+    if inets:
+        ax.scatter([r['rows'][0]['mflops'] for r in inets], [r['rows'][0]['top1'] for r in inets],
+                   marker='^', s=46, color='tab:green', zorder=3, label='I-Net (independent)')
+        for r in inets:
+            ax.annotate(_cfg(r['rows'][0]), (r['rows'][0]['mflops'], r['rows'][0]['top1']),
+                        textcoords='offset points', xytext=(4, 4), fontsize=7,
+                        color='tab:green')
+    lo = min(min(r['top1'] for r in f), min(r['top1'] for r in us32)) - 3
+    ax.set_ylim(bottom=max(lo, 0))
+    ax.set_xscale('log')
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f'{v:g}'))
+    ax.set_xlabel('MFLOPs (one image, log scale)')
+    ax.set_ylabel('top-1 accuracy (%), Fashion-MNIST test')
+    ax.set_title(f'Fashion-MNIST, SlimMobileNetV1 x0.5, {iters} steps of batch 64 '
+                 f'({iters / STEPS_PER_EPOCH:.2g} epochs) each, seed 0', fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc='lower right')
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_gaps(summary: dict, path: str) -> Optional[str]:
+    t = summary['trend']
+    if not t:
+        return None
+    matplotlib, plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.6), dpi=130, sharey=True)
+    colors = dict(zip([f'{w:g}x-{r}' for w, r in INET_POINTS],
+                      ['tab:red', 'tab:purple', 'tab:orange']))
+    for ax, key, title in ((axes[0], 'gap_mutual_usnet', 'MutualNet - US-Net'),
+                           (axes[1], 'gap_mutual_inet', 'MutualNet - I-Net')):
+        for point, color in colors.items():
+            xs, ys = [], []
+            for budget in t:
+                p = next(q for q in budget['points'] if q['point'] == point)
+                if p[key] is not None:
+                    xs.append(budget['epochs'])
+                    ys.append(p[key])
+            ax.plot(xs, ys, '-o', color=color, ms=4, label=f'at {point} FLOPs')
+        if key == 'gap_mutual_usnet' and summary['seeds']['gaps']:
+            for point, g in summary['seeds']['gaps'].items():
+                ax.errorbar([SEED_BUDGET / STEPS_PER_EPOCH], [g['mean_gap_budget']],
+                            yerr=[g['pooled_std']], fmt='none', ecolor=colors[point],
+                            capsize=3, alpha=0.6)
+        ax.axhline(0, color='k', lw=0.8)
+        ax.set_xscale('log')
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f'{v:g}'))
+        ax.set_xlabel('training budget (epochs of batch 64, log scale)')
+        ax.set_title(f'{title} (best configuration within the FLOPs)', fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel('top-1 difference (points)')
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_report(results_dir: str, out_dir: str) -> dict:
+    runs = load_runs(results_dir)
+    summary = summarize(runs)
+    with open(osp.join(out_dir, 'summary.json'), 'w') as f:
+        json.dump(summary, f, indent=1)
+    budgets = [x['iters'] for x in summary['trend']]
+    if budgets:
+        plot_accuracy_vs_flops(runs, summary['longest_complete_budget'] or max(budgets),
+                               osp.join(out_dir, 'accuracy_vs_flops.png'))
+        plot_gaps(summary, osp.join(out_dir, 'gap_vs_budget.png'))
+    return summary
+
+
+def format_summary(summary: dict) -> str:
+    lines = []
+    for budget in summary['trend']:
+        lines.append(f'-- {budget["iters"]} steps ({budget["epochs"]} epochs)'
+                     + ('' if budget['complete'] else ' [I-Nets incomplete]'))
+        lines.append(f'{"point":<10}{"MFLOPs":>8}{"I-Net":>8}{"Mut same":>9}{"US same":>9}'
+                     f'{"Mut best":>9}{"US best":>9}{"M-U":>7}{"M-I":>7}')
+        for p in budget['points']:
+            def f(v, w=9):
+                return f'{v:>{w}.2f}' if v is not None else ' ' * (w - 1) + '-'
+            lines.append(f'{p["point"]:<10}{p["mflops"]:>8.2f}{f(p["inet"], 8)}'
+                         f'{f(p["mutualnet_same"])}{f(p["usnet_same"])}'
+                         f'{f(p["mutualnet_budget"])}{f(p["usnet_budget"])}'
+                         f'{f(p["gap_mutual_usnet"], 7)}{f(p["gap_mutual_inet"], 7)}')
+    s = summary['seeds']
+    for method, m in s['methods'].items():
+        lines.append(f'-- seeds {m["seeds"]} {LABELS[method]} at {s["iters"]} steps')
+        for point, v in m['points'].items():
+            lines.append(f'  {point:<10} same {v["same"]["mean"]:.2f} ± {v["same"]["std"]:.2f}'
+                         f'  budget {v["budget"]["mean"]:.2f} ± {v["budget"]["std"]:.2f}')
+    a = summary['ablations']
+    if a['table']:
+        lines.append(f'-- ablations at {a["iters"]} steps')
+        for row in a['table']:
+            lines.append(f'  {row["variant"]:<48} full {row["full"]:.2f}  ' + '  '.join(
+                f'{k} {v:.2f}' for k, v in row.items() if 'x-' in k and v is not None))
+    if a['plumbing']:
+        lines.append(f'-- plumbing (600 steps): plain {a["plumbing"]["plain"]:.2f} '
+                     f'hooked (1,1) {a["plumbing"]["hooked"]:.2f}')
+    for size, v in a['calibration'].items():
+        lines.append(f'-- calibration on {size} batch(es): ' + ', '.join(
+            f'{k} {x:.2f}' for k, x in v.items()))
+    return '\n'.join(lines)
