@@ -107,17 +107,11 @@ def run_one(task: str, method: str, args) -> dict:
                                       flops_scope=TASKS[task]['flops_scope'])
     result = dict(task=task, method=method, iterations=iters, train_seconds=round(train_s),
                   eval_seconds=round(time.time() - t0), metric=metric,
-                  full_view=[str(v) for v in _first_view(reference)],
                   rows=[r.as_dict() for r in rows])
     os.makedirs(args.out_dir, exist_ok=True)
     with open(out, 'w') as f:
         json.dump(result, f, indent=1)
     return result
-
-
-def _first_view(cfg):
-    t = next(t for t in cfg.train_dataloader.dataset.pipeline if t['type'] == 'MultiResolution')
-    return t['scales'][0], (t.get('frames') or [None])[0]
 
 
 def frontier(rows):
@@ -145,10 +139,9 @@ def compare(results: dict) -> dict:
 
 
 def _key(row):
-    c = row['config']
-    scale = c['scale']
+    scale = row['scale']
     s = 'x'.join(map(str, scale)) if isinstance(scale, (list, tuple)) else str(scale)
-    return f'{c["width"]:g}x-{s}' + (f'-f{c["frames"]}' if c.get('frames') else '')
+    return f'{row["width"]:g}x-{s}' + (f'-f{row["frames"]}' if row.get('frames') else '')
 
 
 def plot(task: str, results: dict, path: str) -> str:

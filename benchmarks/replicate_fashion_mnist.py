@@ -87,7 +87,8 @@ def main(argv=None) -> dict:
     specs = plan.plan_runs(args.plan)
     if args.list:
         for spec in specs:
-            state = 'done' if runner._complete(spec, s) else (
+            state = 'done' if runner.is_complete(spec, s) else (
+                'running' if runner.running_elsewhere(spec, s) else
                 'started' if osp.exists(osp.join(s.work_dir, spec.name, 'last_checkpoint'))
                 else 'pending')
             print(f'{state:<8} {spec.group:<10} {spec.name}')
@@ -110,6 +111,9 @@ def main(argv=None) -> dict:
                 log(f'{len(failed)} run(s) failed: {failed}')
         else:
             for spec in specs:
+                if runner.running_elsewhere(spec, s):
+                    log(f'[{spec.name}] skipped: another process is running it')
+                    continue
                 runner.execute(spec, s, log)
     summary = report.write_report(s.results_dir, args.out_dir)
     print(report.format_summary(summary))

@@ -69,9 +69,23 @@ def test_an_interrupted_run_resumes_and_a_finished_one_is_read_back(settings, mo
     with pytest.raises(KeyboardInterrupt):
         runner.execute(spec, settings, log=lambda msg: None)
     assert runner.load_result(spec, settings) is None
-    monkeypatch.setattr(IterBasedTrainLoop, 'run_iter', stock_run_iter)
+    saved = torch.load(osp.join(settings.work_dir, spec.name, 'iter_2.pth'),
+                       map_location='cpu', weights_only=False)['state_dict']
+    first_weights = []
+
+    def records_the_weights_it_starts_from(loop, data_batch):
+        if not first_weights:
+            first_weights.append({k: v.clone() for k, v in
+                                  loop.runner.model.state_dict().items()})
+        stock_run_iter(loop, data_batch)
+
+    monkeypatch.setattr(IterBasedTrainLoop, 'run_iter', records_the_weights_it_starts_from)
     messages = []
     result = runner.execute(spec, settings, log=messages.append)
+    # training goes on from the checkpoint's weights, not from a new initialisation
+    assert set(first_weights[0]) == set(saved)
+    for key, value in saved.items():
+        assert torch.equal(first_weights[0][key], value), key
     assert any('resuming at iteration 2' in m for m in messages)
     assert result['iterations'] == 4 and result['resumed_from'] == 2
     assert len(result['rows']) == 1
@@ -86,6 +100,23 @@ def test_an_interrupted_run_resumes_and_a_finished_one_is_read_back(settings, mo
 
     monkeypatch.setattr(runner, 'train', no_training)
     assert runner.execute(spec, settings, log=lambda msg: None) == result
+    assert not osp.exists(runner._lock_path(spec, settings))
+
+
+def test_a_run_locked_by_a_live_process_is_left_alone(settings):
+    import os
+    spec = RunSpec('inet', 4, point=(0.5, 20), batch_size=8)
+    os.makedirs(settings.work_dir)
+    lock = runner._lock_path(spec, settings)
+    with open(lock, 'w') as f:
+        f.write(str(os.getppid()))  # alive: the process that started pytest
+    assert runner.running_elsewhere(spec, settings)
+    with pytest.raises(RuntimeError, match='being run by another process'):
+        runner.execute(spec, settings, log=lambda msg: None)
+    assert runner.run_parallel([spec], 2, [], settings, log=lambda msg: None) == []
+    with open(lock, 'w') as f:
+        f.write('999999999')  # no such process: a stale lock of a killed run
+    assert not runner.running_elsewhere(spec, settings)
 
 
 def test_hook_at_one_width_without_random_members_is_the_stock_step(settings):
@@ -162,3 +193,38 @@ def test_report_compares_at_equal_flops():
                        seed=s) for s in (0, 1, 2)]
     s = report.seeds(seeds)['methods']['mutualnet']['points']['1x-32']['same']
     assert s['values'] == [90.0, 91.0, 92.0] and s['mean'] == 91.0 and s['std'] == 1.0
+
+
+# ------------------------------------------- demo tasks: MutualNet vs US-Net
+def test_usnet_twin_of_a_demo_config_differs_only_in_the_views():
+    import benchmarks.compare_demo_usnet as compare
+    for task in compare.TASKS:
+        mutual = compare.task_cfg(task, 'mutualnet', '/tmp/w', 0)
+        usnet = compare.task_cfg(task, 'usnet', '/tmp/w', 0)
+        views = [t for t in usnet.train_dataloader.dataset.pipeline
+                 if t['type'] == 'MultiResolution']
+        full = [t for t in mutual.train_dataloader.dataset.pipeline
+                if t['type'] == 'MultiResolution'][0]
+        assert len(views) == 1 and views[0]['scales'] == full['scales'][:1]
+        assert views[0].get('frames') == (full['frames'][:1] if full.get('frames') else None)
+        assert usnet.custom_hooks[0]['multi_resolution'] is False
+        # everything else is the same config
+        for cfg in (mutual, usnet):
+            cfg.train_dataloader.dataset.pipeline = None
+            cfg.custom_hooks[0].pop('multi_resolution', None)
+        assert mutual.to_dict() == usnet.to_dict()
+
+
+def test_demo_comparison_trains_both_and_plots_their_frontiers(tmp_path):
+    import benchmarks.compare_demo_usnet as compare
+    out = tmp_path / 'out'
+    summary = compare.main(['--quick', '--tasks', 'video', '--workspace', str(tmp_path),
+                            '--out-dir', str(out)])
+    video = summary['video']
+    assert video['iterations'] == 2 and video['compared'] == len(video['points']) > 0
+    for method in compare.METHODS:
+        with open(out / f'video_{method}.json') as f:
+            rows = json.load(f)['rows']
+        # the same grid for both: 4 widths x 3 sizes x 3 frame counts
+        assert len(rows) == 4 * 3 * 3
+    assert (out / 'video.png').exists() and (out / 'summary.json').exists()

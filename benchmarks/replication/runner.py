@@ -15,6 +15,7 @@ import datetime
 import json
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 import time
@@ -227,14 +228,24 @@ def _member_losses(runner, window: int = 200) -> Dict[str, float]:
     return out
 
 
+def _checkpoint_iteration(work_dir: str) -> int:
+    """The iteration of the checkpoint a resume starts from (0: none)."""
+    path = osp.join(work_dir, 'last_checkpoint')
+    if not osp.exists(path):
+        return 0
+    with open(path) as f:
+        match = re.search(r'iter_(\d+)\.pth$', f.read().strip())
+    return int(match[1]) if match else 0
+
+
 def train(spec: RunSpec, s: Settings, log: Callable[[str], None]) -> dict:
     cfg = run_cfg(spec, s)
     init_default_scope('mmengine')
+    # Runner.train() resumes by itself (after initialising the weights); loading
+    # before it would have the initialisation overwrite the loaded weights
     runner = Runner.from_cfg(copy.deepcopy(cfg))
-    start_iter = 0
-    if cfg.resume:
-        runner.load_or_resume()
-        start_iter = runner.iter
+    start_iter = _checkpoint_iteration(cfg.work_dir) if cfg.resume else 0
+    if start_iter:
         log(f'[{spec.name}] resuming at iteration {start_iter}')
     start = time.perf_counter()
     runner.train()
@@ -262,7 +273,44 @@ def evaluate(spec: RunSpec, s: Settings, checkpoint: str, configs, calib_batches
             round(time.perf_counter() - start, 1))
 
 
+def _lock_path(spec: RunSpec, s: Settings) -> str:
+    return osp.join(s.work_dir, f'{spec.name}.lock')
+
+
+def running_elsewhere(spec: RunSpec, s: Settings) -> bool:
+    """Whether another live process is running ``spec`` (its lock file names a
+    live PID), so a second invocation of the study leaves it alone."""
+    try:
+        with open(_lock_path(spec, s)) as f:
+            pid = int(f.read().strip())
+    except (OSError, ValueError):
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
 def execute(spec: RunSpec, s: Settings, log: Callable[[str], None] = print) -> dict:
+    """:func:`execute_unlocked` under the run's lock file."""
+    if running_elsewhere(spec, s):
+        raise RuntimeError(f'{spec.name} is being run by another process '
+                           f'({_lock_path(spec, s)})')
+    os.makedirs(s.work_dir, exist_ok=True)
+    with open(_lock_path(spec, s), 'w') as f:
+        f.write(str(os.getpid()))
+    try:
+        return execute_unlocked(spec, s, log)
+    finally:
+        os.remove(_lock_path(spec, s))
+
+
+def execute_unlocked(spec: RunSpec, s: Settings, log: Callable[[str], None] = print) -> dict:
     """The run's result: read back when it exists, else trained (resuming from
     its last checkpoint) and evaluated, then saved. Calibration-set sizes asked
     for later are evaluated on the kept checkpoint and added."""
@@ -331,7 +379,7 @@ def run_parallel(specs: List[RunSpec], jobs: int, child_args: List[str],
     each: on a small CPU, processes scale better than threads for these tiny
     layers), in order; each child writes its own result file. Returns the names
     of the runs that failed (their logs say why)."""
-    pending = [sp for sp in specs if not _complete(sp, s)]
+    pending = [sp for sp in specs if not is_complete(sp, s) and not running_elsewhere(sp, s)]
     running: Dict[str, subprocess.Popen] = {}
     failed = []
     os.makedirs(s.work_dir, exist_ok=True)
@@ -358,7 +406,7 @@ def run_parallel(specs: List[RunSpec], jobs: int, child_args: List[str],
     return failed
 
 
-def _complete(spec: RunSpec, s: Settings) -> bool:
+def is_complete(spec: RunSpec, s: Settings) -> bool:
     result = load_result(spec, s)
     return result is not None and all(
         str(n) in result['calibration_sizes'] for n in spec.calibration_sizes)

@@ -36,6 +36,43 @@ def kl_to_teacher(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
                     reduction='batchmean')
 
 
+class NonFiniteLossError(FloatingPointError):
+    """A cohort member's loss is NaN or infinite; raised before its backward
+    pass, so the weights are still those of the previous iteration.
+
+    Attributes:
+        member: the member whose loss it is (name, width, view index).
+        terms: ``{loss term: value}`` of its non-finite terms.
+        iteration: the training iteration (1-based, as logged), when known.
+        view: the member's input view in words, when known.
+    """
+
+    def __init__(self, member: Member, terms: Dict[str, float],
+                 iteration: Optional[int] = None, view: Optional[str] = None):
+        self.member, self.terms, self.iteration, self.view = member, terms, iteration, view
+        where = f'at iteration {iteration}: ' if iteration is not None else ''
+        view = view or f'view {member.view}'
+        super().__init__(
+            f'training stopped {where}non-finite loss of cohort member '
+            f'{member.name!r} (width {member.width:g}, {view}): '
+            + ', '.join(f'{k} = {v}' for k, v in terms.items())
+            + '. The optimizer did not step for this iteration, so the weights and '
+            'every checkpoint written so far are finite. Usual causes: a learning '
+            'rate too high for the summed losses of the cohort, no warm-up, no '
+            'gradient clipping (optim_wrapper.clip_grad).')
+
+
+def check_finite(member: Member, loss: torch.Tensor, member_logs: Dict) -> None:
+    """Raise :class:`NonFiniteLossError` naming the non-finite terms of a
+    member's loss. One host sync per member; the logger syncs every
+    iteration anyway."""
+    if bool(torch.isfinite(loss)):
+        return
+    terms = {k: float(v.detach().sum()) for k, v in member_logs.items()
+             if k != 'loss' and torch.is_tensor(v) and not bool(torch.isfinite(v).all())}
+    raise NonFiniteLossError(member, terms or {'loss': float(loss)})
+
+
 def backward_without_step(optim_wrapper, loss: torch.Tensor) -> None:
     """Backward of one cohort member through the optim wrapper's own ``backward``
     (so AMP loss scaling applies) with the wrapper's loss scaling for gradient
@@ -69,6 +106,10 @@ def mutual_train_step(wrapper: nn.Module, data: dict, optim_wrapper,
     Returns:
         log variables: every member's losses prefixed by its name, its width and
         view, and ``loss`` (the sum of the members' losses).
+
+    Raises:
+        NonFiniteLossError: at the first member whose loss is NaN or infinite,
+            before its backward pass and before the optimizer steps.
     """
     model = unwrap_model(wrapper)
     views = split_views(data, len(data['inputs']) if _is_view_batch(data) else 1)
@@ -91,6 +132,7 @@ def mutual_train_step(wrapper: nn.Module, data: dict, optim_wrapper,
                     else:
                         losses = {'loss_kl': kl_to_teacher(logits, teacher)}
             loss, member_logs = model.parse_losses(losses)
+            check_finite(member, loss, member_logs)
             if last:
                 optim_wrapper.update_params(loss)
             else:

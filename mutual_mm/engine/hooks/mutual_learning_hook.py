@@ -12,7 +12,7 @@ from ...models.slimming import (find_slim_backbone, prepare_consumers,
 from ...ops import WidthGrid
 from ...registry import HOOKS
 from ..cohort import Member, sample_cohort
-from ..mutual_step import mutual_train_step
+from ..mutual_step import NonFiniteLossError, mutual_train_step
 
 CHECKPOINT_KEY = 'mutual_learning'
 DISTILL_MODES = ('auto', 'kl', 'gt')
@@ -105,6 +105,7 @@ class MutualLearningHook(Hook):
         self.rng = random.Random()
         self.num_views = 1
         self._logits = None
+        self._iteration = None
         self._handles = []
         self._stock_train_step = None
         self._running_stat_norms = []
@@ -180,6 +181,9 @@ class MutualLearningHook(Hook):
                                'run during the loss forward')
         return logits
 
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        self._iteration = runner.iter + 1  # as the logs count iterations
+
     def _train_step_of(self, wrapper):
 
         def train_step(data, optim_wrapper):
@@ -192,6 +196,12 @@ class MutualLearningHook(Hook):
                                     if self.resolved_distill == 'kl' else None))
                 self._log_resolutions(log_vars, cohort)
                 return log_vars
+            except NonFiniteLossError as err:
+                scale, frames = self.views[err.member.view]
+                view = ', '.join(f'{k} {v}' for k, v in (('scale', scale), ('frames', frames))
+                                 if v is not None) or 'the pipeline\'s input size'
+                raise NonFiniteLossError(err.member, err.terms, self._iteration,
+                                         view) from None
             finally:
                 # validation and checkpoints see the full network
                 self._configure(Member('full', self.grid.max, 0))
@@ -243,6 +253,16 @@ class MutualLearningHook(Hook):
 
     # ---------------------------------------------------- checkpoint / resume
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        bad = [k for k, v in checkpoint.get('state_dict', {}).items()
+               if torch.is_tensor(v) and v.is_floating_point()
+               and not bool(torch.isfinite(v).all())]
+        if bad:
+            # raised before mmengine writes the file (latest or best): a
+            # diverged model never replaces a good checkpoint
+            raise FloatingPointError(
+                f'MutualLearningHook: refusing to save a checkpoint at iteration '
+                f'{runner.iter}: {len(bad)} of {len(checkpoint["state_dict"])} tensors are '
+                f'not finite ({", ".join(bad[:5])}{", ..." if len(bad) > 5 else ""})')
         checkpoint[CHECKPOINT_KEY] = dict(rng_state=self.rng.getstate())
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:

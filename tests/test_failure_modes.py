@@ -1,0 +1,72 @@
+"""What a user meets when training goes wrong: errors that say what happened and
+keep the work done so far (issue: failure modes)."""
+import glob
+import os
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.runner import Runner
+
+import mutual_mm  # noqa: F401
+from mutual_mm.engine import MutualLearningHook, NonFiniteLossError
+from mutual_mm.utils import load_config
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+VIDEO_DEMO = osp.join(ROOT, 'configs', 'demo', 'slowonly_slim-r18_mutualnet_motion-demo.py')
+
+
+def demo_video_cfg(tmp_path, **overrides):
+    """The demo video config on 8 generated clips, run from ``tmp_path``."""
+    import sys
+    sys.path.insert(0, osp.join(ROOT, 'tools'))
+    from make_demo_data import make_demo_data
+    os.chdir(tmp_path)  # the demo config's data paths are relative
+    make_demo_data(osp.join('data', 'mutual_demo'), images=(1, 1), videos=(8, 4))
+    cfg = load_config(VIDEO_DEMO)
+    cfg.work_dir = str(tmp_path / 'work')
+    cfg.log_level = 'WARNING'
+    cfg.train_dataloader.batch_size = 4
+    cfg.merge_from_dict(overrides)
+    return cfg
+
+
+def test_a_diverging_run_stops_at_the_first_non_finite_loss(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = demo_video_cfg(tmp_path, **{
+        'optim_wrapper.optimizer.lr': 1e6, 'optim_wrapper.clip_grad': None,
+        'param_scheduler': [], 'train_cfg.max_iters': 6, 'train_cfg.val_interval': 6,
+        'default_hooks.checkpoint.interval': 1})
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(NonFiniteLossError) as info:
+        runner.train()
+    err = info.value
+    message = str(err)
+    assert f'at iteration {err.iteration}:' in message and 1 < err.iteration <= 6
+    assert f'cohort member {err.member.name!r} (width {err.member.width:g}, scale' in message
+    assert err.terms and all(k in message for k in err.terms)
+    # the weights never took the non-finite step: every checkpoint is finite
+    checkpoints = glob.glob(str(tmp_path / 'work' / 'iter_*.pth'))
+    assert osp.basename(max(checkpoints, key=osp.getmtime)) == f'iter_{err.iteration - 1}.pth'
+    for path in checkpoints:
+        state = torch.load(path, map_location='cpu', weights_only=False)['state_dict']
+        assert all(torch.isfinite(v).all() for v in state.values()
+                   if v.is_floating_point()), path
+    model = runner.model
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_a_checkpoint_with_non_finite_weights_is_refused_before_it_is_written():
+    class FakeRunner:
+        iter = 7
+
+    hook = MutualLearningHook()
+    good = dict(state_dict={'a.weight': torch.ones(2), 'a.num_batches': torch.tensor(3)})
+    hook.before_save_checkpoint(FakeRunner(), good)
+    assert 'mutual_learning' in good
+    bad = dict(state_dict={'a.weight': torch.ones(2),
+                           'b.weight': torch.tensor([1.0, float('nan')]),
+                           'c.bias': torch.tensor([float('inf')])})
+    with pytest.raises(FloatingPointError,
+                       match=r'iteration 7: 2 of 3 tensors are not finite \(b.weight, c.bias\)'):
+        hook.before_save_checkpoint(FakeRunner(), bad)
