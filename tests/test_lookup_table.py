@@ -43,6 +43,18 @@ def test_select_config_by_latency_and_the_errors():
         select_config(no_latency, max_latency_ms=3)
 
 
+@pytest.mark.parametrize('budget', [0, -40.0, float('nan')])
+def test_a_budget_that_is_not_positive_is_an_error(budget, capsys):
+    with pytest.raises(ValueError, match=r'max_flops=.*valid: a positive number'):
+        select_config(_rows(), max_flops=budget)
+    with pytest.raises(ValueError, match=r'max_latency_ms=.*valid: a positive number'):
+        select_config(_rows(), max_latency_ms=budget)
+    from tools.build_lookup_table import main
+    with pytest.raises(SystemExit):  # refused before any table is built
+        main(['cfg.py', 'ckpt.pth', '--out-dir', 'x', '--budgets', '40', str(budget)])
+    assert 'a budget is a positive number of GFLOPs' in capsys.readouterr().err
+
+
 def test_tables_round_trip_and_plot(tmp_path):
     rows = _rows() + [TableRow(SubnetConfig(0.63, (1000, 360), 5), 7.0, 3.0, 0.3)]
     files = save_table(rows, str(tmp_path / 'table'), 'acc/top1')

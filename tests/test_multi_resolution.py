@@ -108,3 +108,29 @@ def test_view_batches_feed_the_stock_preprocessor(video_views):
         out = preprocessor(batch, training=True)
         expected = tuple(video_views[0]['inputs'][k].shape)
         assert tuple(out['inputs'].shape) == (2, ) + expected
+
+
+def test_placed_before_the_loading_transforms_it_says_where_it_belongs(coco_sample, tmp_path):
+    init_default_scope('mmdet')
+    tail = [dict(type='Resize', keep_ratio=True), dict(type='PackDetInputs')]
+    early = Compose([dict(type='MultiResolution', scales=[(200, 120)], transforms=tail),
+                     dict(type='LoadImageFromFile')])
+    with pytest.raises(ValueError, match=r'no loaded image or frames \(keys: .*'
+                       r'MultiResolution goes after .*LoadImageFromFile, LoadAnnotations'):
+        early(dict(coco_sample))
+
+    import mmaction.datasets  # noqa: F401
+    init_default_scope('mmaction')
+    make_motion_videos(str(tmp_path), num_videos=1, size=(64, 48), num_frames=16)
+    video_tail = [dict(type='Resize', keep_ratio=False),
+                  dict(type='FormatShape', input_format='NCTHW'), dict(type='PackActionInputs')]
+    sample = dict(filename=str(tmp_path / 'videos/00000.mp4'), label=0, start_index=0,
+                  modality='RGB')
+    before_decode = Compose([
+        dict(type='DecordInit'),
+        dict(type='SampleFrames', clip_len=8, frame_interval=2, num_clips=1),
+        dict(type='MultiResolution', scales=[48], frames=[8, 4], transforms=video_tail),
+        dict(type='DecordDecode')])
+    with pytest.raises(ValueError, match=r'no loaded image or frames.*DecordInit, '
+                       r'SampleFrames, DecordDecode'):
+        before_decode(dict(sample))

@@ -23,6 +23,16 @@ from mutual_mm.deploy import (build_lookup_table, pareto_frontier, plot_table,  
 from mutual_mm.utils import load_config, parse_resolution  # noqa: E402
 
 
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float('nan')
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f'{text!r}: a budget is a positive number of GFLOPs')
+    return value
+
+
 def format_rows(rows, metric):
     lines = [f'{"configuration":<24}{"GFLOPs":>10}{"Mparams":>10}{metric:>18}']
     for r in rows:
@@ -50,7 +60,7 @@ def main(argv=None):
                         help='also measure the median latency on this device')
     parser.add_argument('--num-batches', type=int, default=10,
                         help='calibration batches for configurations not yet calibrated')
-    parser.add_argument('--budgets', type=float, nargs='*', default=[],
+    parser.add_argument('--budgets', type=positive_float, nargs='*', default=[],
                         help='GFLOPs budgets to pick the best configuration for')
     args = parser.parse_args(argv)
     os.makedirs(args.out_dir, exist_ok=True)

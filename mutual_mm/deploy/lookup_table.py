@@ -93,8 +93,13 @@ def select_config(table: Table, max_flops: Optional[float] = None,
         max_latency_ms: latency budget (needs a table with latencies).
 
     Raises:
-        ValueError: nothing fits; the message gives the cheapest configurations.
+        ValueError: a budget that is not positive; nothing fits (the message
+            gives the cheapest configurations).
     """
+    for name, budget in (('max_flops', max_flops), ('max_latency_ms', max_latency_ms)):
+        if budget is not None and not budget > 0:
+            raise ValueError(f'select_config: {name}={budget!r}; valid: a positive number '
+                             '(or None for no limit)')
     rows = load_table(table) if isinstance(table, str) else list(table)
     if not rows:
         raise ValueError('select_config: the table is empty')

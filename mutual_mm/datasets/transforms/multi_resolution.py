@@ -142,7 +142,23 @@ class MultiResolution(BaseTransform):
         results['clip_len'] = frames
         return results
 
+    def _check_inputs(self, results: dict) -> None:
+        """The sample must be loaded (and, for frame views, decoded) already:
+        MultiResolution goes after the loading transforms and before the resize
+        and packing, which are its ``transforms``."""
+        where = ('MultiResolution goes after the transforms that load the sample '
+                 '(images: LoadImageFromFile, LoadAnnotations and any flip or crop; '
+                 'videos: DecordInit, SampleFrames, DecordDecode and any crop) and '
+                 'takes the resize and packing as its `transforms`')
+        if 'img' not in results and 'imgs' not in results:
+            raise ValueError(f'MultiResolution got a sample with no loaded image or '
+                             f'frames (keys: {sorted(results)}): {where}')
+        if self.frames is not None and ('imgs' not in results or 'clip_len' not in results):
+            raise ValueError(f'MultiResolution(frames={self.frames}) needs decoded clip '
+                             f'frames (imgs, clip_len), got keys {sorted(results)}: {where}')
+
     def transform(self, results: dict) -> Dict[str, list]:
+        self._check_inputs(results)
         outputs = []
         for pipeline, (scale, frames) in zip(
                 [p for p in self.pipelines for _ in (self.frames or [None])],
