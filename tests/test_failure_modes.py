@@ -70,3 +70,51 @@ def test_a_checkpoint_with_non_finite_weights_is_refused_before_it_is_written():
     with pytest.raises(FloatingPointError,
                        match=r'iteration 7: 2 of 3 tensors are not finite \(b.weight, c.bias\)'):
         hook.before_save_checkpoint(FakeRunner(), bad)
+
+
+def test_resume_equals_the_uninterrupted_run_bit_for_bit_with_dropout(tmp_path, monkeypatch):
+    """The demo video config (dropout 0.2, random crops, random cohorts): 4
+    iterations in one go vs 2, a crash, and a resume."""
+    from mmengine.runner import IterBasedTrainLoop
+    monkeypatch.chdir(tmp_path)
+    # validation right after the checkpoint the resume starts from
+    options = {'train_cfg.max_iters': 4, 'train_cfg.val_interval': 2,
+               'randomness': dict(seed=0), 'default_hooks.checkpoint.interval': 2,
+               'default_hooks.checkpoint.max_keep_ckpts': -1}
+    assert load_config(VIDEO_DEMO).model.cls_head.dropout_ratio > 0
+
+    def losses_and_weights(runner):
+        losses = []
+        stock = IterBasedTrainLoop.run_iter
+
+        def recording(loop, data_batch):
+            stock(loop, data_batch)
+            losses.append(float(loop.runner.message_hub.get_scalar('train/loss').current()))
+        monkeypatch.setattr(IterBasedTrainLoop, 'run_iter', recording)
+        runner.train()
+        monkeypatch.setattr(IterBasedTrainLoop, 'run_iter', stock)
+        return losses, {k: v.clone() for k, v in runner.model.state_dict().items()}
+
+    cfg = demo_video_cfg(tmp_path, **options)
+    cfg.work_dir = str(tmp_path / 'whole')
+    whole_losses, whole_weights = losses_and_weights(Runner.from_cfg(cfg))
+
+    cfg.work_dir = str(tmp_path / 'interrupted')
+    stock = IterBasedTrainLoop.run_iter
+
+    def crashes_at_iteration_3(loop, data_batch):
+        if loop.runner.iter == 2:
+            raise KeyboardInterrupt('killed')
+        stock(loop, data_batch)
+
+    monkeypatch.setattr(IterBasedTrainLoop, 'run_iter', crashes_at_iteration_3)
+    with pytest.raises(KeyboardInterrupt):
+        Runner.from_cfg(cfg.copy()).train()
+    monkeypatch.setattr(IterBasedTrainLoop, 'run_iter', stock)
+    cfg.resume = True
+    resumed_losses, resumed_weights = losses_and_weights(Runner.from_cfg(cfg))
+
+    assert resumed_losses == whole_losses[2:]
+    assert set(resumed_weights) == set(whole_weights)
+    for key, value in whole_weights.items():
+        assert torch.equal(resumed_weights[key], value), key

@@ -5,6 +5,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 from mmengine.hooks import Hook
+from mmengine.runner import IterBasedTrainLoop
 
 from ...datasets.transforms import MultiResolution
 from ...models.slimming import (find_slim_backbone, prepare_consumers,
@@ -13,6 +14,8 @@ from ...ops import WidthGrid
 from ...registry import HOOKS
 from ..cohort import Member, sample_cohort
 from ..mutual_step import NonFiniteLossError, mutual_train_step
+from ..random_states import (RestoreBeforeBatch, capture_random_states,
+                             restore_random_states)
 
 CHECKPOINT_KEY = 'mutual_learning'
 DISTILL_MODES = ('auto', 'kl', 'gt')
@@ -82,7 +85,11 @@ class MutualLearningHook(Hook):
             MultiResolution. False trains widths only (US-Net) at the pipeline's
             resolution. Defaults to True.
         seed (int, optional): seed of the cohort sampler; defaults to the run's
-            seed (the same on every rank). Its state is saved in checkpoints.
+            seed (the same on every rank). Its state is saved in checkpoints,
+            with the python, numpy and torch (CPU, CUDA) random states, so a
+            resumed run draws the same cohorts, augmentations and dropout masks
+            as the uninterrupted one (with ``num_workers=0``; worker processes
+            seed their own generators).
     """
 
     priority = 'NORMAL'
@@ -106,6 +113,8 @@ class MutualLearningHook(Hook):
         self.num_views = 1
         self._logits = None
         self._iteration = None
+        self._pending_random_states = None
+        self._states_before_val = None
         self._handles = []
         self._stock_train_step = None
         self._running_stat_norms = []
@@ -128,6 +137,8 @@ class MutualLearningHook(Hook):
             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
         self._check_views(runner)
         self._setup_distillation(model)
+        if self._pending_random_states is not None:
+            self._restore_random_states_on_resume(runner)
         self._stock_train_step = wrapper.__dict__.get('train_step')
         wrapper.train_step = self._train_step_of(wrapper)
         runner.logger.info(
@@ -180,6 +191,35 @@ class MutualLearningHook(Hook):
             raise RuntimeError('MutualLearningHook: the classification head did not '
                                'run during the loss forward')
         return logits
+
+    def _restore_random_states_on_resume(self, runner) -> None:
+        """Resumed: the random states go back to the checkpoint's right before
+        the first new batch is drawn. An iteration-based loop first replays the
+        data loader up to the checkpoint (augmentations drawing from the same
+        generators), so they are restored after the replay; an epoch-based one
+        resumes at an epoch start (see ``before_train_epoch``)."""
+        loop = runner.train_loop
+        if isinstance(loop, IterBasedTrainLoop):
+            loop.dataloader_iterator = RestoreBeforeBatch(
+                loop.dataloader_iterator, runner.iter, self._pending_random_states)
+            self._pending_random_states = None
+
+    def before_train_epoch(self, runner) -> None:
+        if self._pending_random_states is not None:
+            restore_random_states(self._pending_random_states)
+            self._pending_random_states = None
+
+    # Validation during training must not move the training's random streams
+    # (building its data iterator draws from torch's generator): otherwise a run
+    # resumed from a checkpoint written right before a validation would draw
+    # other numbers than the uninterrupted one.
+    def before_val(self, runner) -> None:
+        self._states_before_val = capture_random_states()
+
+    def after_val(self, runner) -> None:
+        if self._states_before_val is not None:
+            restore_random_states(self._states_before_val)
+            self._states_before_val = None
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         self._iteration = runner.iter + 1  # as the logs count iterations
@@ -263,10 +303,18 @@ class MutualLearningHook(Hook):
                 f'MutualLearningHook: refusing to save a checkpoint at iteration '
                 f'{runner.iter}: {len(bad)} of {len(checkpoint["state_dict"])} tensors are '
                 f'not finite ({", ".join(bad[:5])}{", ..." if len(bad) > 5 else ""})')
-        checkpoint[CHECKPOINT_KEY] = dict(rng_state=self.rng.getstate())
+        # a checkpoint written during validation (the best one) carries the
+        # training's streams as they were before the validation started
+        states = self._states_before_val or capture_random_states()
+        checkpoint[CHECKPOINT_KEY] = dict(rng_state=self.rng.getstate(),
+                                          random_states=states)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         state = checkpoint.get(CHECKPOINT_KEY)
         if state is not None:
             version, internal, gauss = state['rng_state']
             self.rng.setstate((version, tuple(internal), gauss))
+            # Restored at the first iteration, not here: on resume the loop first
+            # replays the data loader up to the checkpoint's iteration, and the
+            # replayed augmentations draw from the same generators.
+            self._pending_random_states = state.get('random_states')
