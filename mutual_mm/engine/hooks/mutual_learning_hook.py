@@ -8,6 +8,7 @@ from mmengine.hooks import Hook
 from mmengine.runner import IterBasedTrainLoop
 
 from ...datasets.transforms import MultiResolution
+from ...datasets.wrappers import nested_datasets
 from ...models.slimming import (find_slim_backbone, prepare_consumers,
                                 unwrap_model)
 from ...ops import WidthGrid
@@ -24,16 +25,11 @@ DISTILL_MODES = ('auto', 'kl', 'gt')
 def find_multi_resolution(dataset) -> Optional[MultiResolution]:
     """The MultiResolution transform in a dataset's pipeline (dataset wrappers
     such as RepeatDataset / ConcatDataset / ClassBalancedDataset are unwrapped)."""
-    stack = [dataset]
-    while stack:
-        ds = stack.pop()
+    for ds in nested_datasets(dataset):
         pipeline = getattr(ds, 'pipeline', None)
         for t in getattr(pipeline, 'transforms', []) or []:
             if isinstance(t, MultiResolution):
                 return t
-        stack.extend(getattr(ds, 'datasets', []) or [])
-        if getattr(ds, 'dataset', None) is not None:
-            stack.append(ds.dataset)
     return None
 
 
