@@ -45,15 +45,85 @@ def test_statistics_equal_the_exact_batch_statistics():
     mean, var = stats['backbone.bn']
     assert mean.shape == (8, )  # active_channels(16, 0.5)
     conv = model.backbone.conv
-    feats = [nn.functional.conv2d(b['inputs'], conv.weight[:8], conv.bias[:8], padding=1)
-             for b in batches]
-    # momentum=None: the cumulative average of each batch's mean and unbiased var
-    exp_mean = torch.stack([f.mean((0, 2, 3)) for f in feats]).mean(0)
-    exp_var = torch.stack([f.var((0, 2, 3), unbiased=True) for f in feats]).mean(0)
-    torch.testing.assert_close(mean, exp_mean, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(var, exp_var, rtol=1e-5, atol=1e-6)
+    feats = torch.cat([nn.functional.conv2d(b['inputs'], conv.weight[:8], conv.bias[:8],
+                                            padding=1) for b in batches])
+    # the statistics of all calibration values at once (unbiased variance)
+    torch.testing.assert_close(mean, feats.mean((0, 2, 3)), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(var, feats.var((0, 2, 3), unbiased=True), rtol=1e-5,
+                               atol=1e-6)
     assert model.backbone.bn.momentum == 0.1  # restored
     assert model.training  # modes restored
+
+
+class _TinySlim3d(SlimBackboneMixin, nn.Module):
+    """conv3d(3->16) + BN3d."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv3d(3, 16, 3, padding=1)
+        self.bn = nn.BatchNorm3d(16)
+        self._make_slim()
+
+    full_out_channels = (16, )
+
+    def forward(self, x):
+        return (self.bn(self.conv(x)), )
+
+
+def _one_bn_model(dims: int):
+    model = _TinyModel()
+    if dims == 3:
+        model.backbone = _TinySlim3d()
+    return model
+
+
+def _split(samples, sizes):
+    out, start = [], 0
+    for size in sizes:
+        out.append(dict(inputs=samples[start:start + size]))
+        start += size
+    return out
+
+
+@pytest.mark.parametrize('dims', [2, 3])
+@pytest.mark.parametrize('sizes', [[7, 1], [3, 3, 2], [1] * 8])
+def test_statistics_do_not_depend_on_how_the_set_is_batched(dims, sizes):
+    torch.manual_seed(0)
+    samples = torch.randn(8, 3, *([4] * (dims - 2)), 6, 6) * 2 + 0.5
+    model = _one_bn_model(dims)
+    whole = calibrate_bn(model, iter([dict(inputs=samples)]), 1, width=0.5)
+    batched = calibrate_bn(model, iter(_split(samples, sizes)), len(sizes), width=0.5)
+    for got, want in zip(batched['backbone.bn'], whole['backbone.bn']):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def _ranks_worker(rank, world_size, port, sizes, out_dir):
+    import os
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    torch.distributed.init_process_group('gloo', rank=rank, world_size=world_size)
+    torch.manual_seed(0)
+    samples = torch.randn(8, 3, 6, 6) * 2 + 0.5
+    model = _one_bn_model(2)  # same seed: the same weights on both ranks
+    mine = samples[:sizes[0]] if rank == 0 else samples[sizes[0]:]
+    mean, var = calibrate_bn(model, iter([dict(inputs=mine)]), 1, width=0.5)['backbone.bn']
+    torch.save(dict(mean=mean, var=var), f'{out_dir}/rank{rank}.pth')
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason='no torch.distributed')
+def test_two_ranks_with_unequal_shares_give_the_whole_set_statistics(tmp_path):
+    import torch.multiprocessing as mp
+    from .test_mutual_learning_ddp import _free_port
+    mp.spawn(_ranks_worker, args=(2, _free_port(), [7, 1], str(tmp_path)), nprocs=2,
+             join=True)
+    torch.manual_seed(0)
+    samples = torch.randn(8, 3, 6, 6) * 2 + 0.5
+    model = _one_bn_model(2)
+    want = calibrate_bn(model, iter([dict(inputs=samples)]), 1, width=0.5)['backbone.bn']
+    for rank in range(2):
+        got = torch.load(tmp_path / f'rank{rank}.pth')
+        torch.testing.assert_close(got['mean'], want[0], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(got['var'], want[1], rtol=1e-5, atol=1e-6)
 
 
 def test_too_few_batches_and_bad_counts_are_refused():

@@ -4,12 +4,11 @@ from typing import Iterable, List, Optional
 
 import torch
 from mmengine.config import Config
-from mmengine.dist import all_reduce, get_world_size, is_distributed
 from mmengine.utils import ProgressBar
 
 from ..engine.hooks.mutual_learning_hook import MutualLearningHook
 from ..ops import WidthGrid
-from .bn_calibration import BNStats, calibrate_bn
+from .bn_calibration import calibrate_bn
 from .calibrated_config_hook import CALIBRATION_KEY
 from .configuration import SubnetConfig
 from .pipeline_config import (apply_config, backbone_class, constructor_default,
@@ -134,20 +133,6 @@ def calibration_dataloader_cfg(cfg: Config, batch_size: Optional[int] = None) ->
     return loader
 
 
-def average_across_ranks(stats: BNStats) -> BNStats:
-    """Pool statistics calibrated on each rank's share of the data (equal counts):
-    mean of means, and mean of (var + mean^2) minus the pooled mean^2."""
-    if not is_distributed() or get_world_size() == 1:
-        return stats
-    pooled = {}
-    for name, (mean, var) in stats.items():
-        second = var + mean * mean
-        mean = all_reduce(mean.clone(), op='mean')
-        second = all_reduce(second, op='mean')
-        pooled[name] = (mean, second - mean * mean)
-    return pooled
-
-
 def calibrate_configs(model, dataloader, configs: Iterable[SubnetConfig],
                       num_batches: int, progress: bool = True) -> dict:
     """Calibrate ``model`` at every configuration; returns the checkpoint entry
@@ -165,7 +150,7 @@ def calibrate_configs(model, dataloader, configs: Iterable[SubnetConfig],
             apply_config(model, dataloader.dataset, config)
             stats = calibrate_bn(model, iter(dataloader), num_batches, config.width)
             result[config.key] = dict(config=config.as_dict(),
-                                      stats=average_across_ranks(stats))
+                                      stats=stats)
             if bar:
                 bar.update()
     finally:
