@@ -127,7 +127,7 @@ def seeds(runs: List[dict]) -> dict:
     per_method = {}
     for method in ('mutualnet', 'usnet'):
         found = [r for r in (_find(runs, method, SEED_BUDGET, seed=s) for s in (0, 1, 2)) if r]
-        if not found:
+        if len(found) < 2:  # a spread needs two seeds
             continue
         ref = _find(runs, 'mutualnet', SEED_BUDGET) or found[0]
         per_point = {}
@@ -267,6 +267,7 @@ def plot_gaps(summary: dict, path: str) -> Optional[str]:
         return None
     matplotlib, plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.6), dpi=130, sharey=True)
+    limit = 8.0  # points; larger gaps (US-Net off its trained resolution) are marked
     colors = dict(zip([f'{w:g}x-{r}' for w, r in INET_POINTS],
                       ['tab:red', 'tab:purple', 'tab:orange']))
     for ax, key, title in ((axes[0], 'gap_mutual_usnet', 'MutualNet - US-Net'),
@@ -279,13 +280,20 @@ def plot_gaps(summary: dict, path: str) -> Optional[str]:
                     xs.append(budget['epochs'])
                     ys.append(p[key])
             if xs:
-                ax.plot(xs, ys, '-o', color=color, ms=4, label=f'at {point} FLOPs')
+                clipped = [max(-limit, min(limit, y)) for y in ys]
+                ax.plot(xs, clipped, '-o', color=color, ms=4, label=f'at {point} FLOPs')
+                for x, y in zip(xs, ys):
+                    if abs(y) > limit:
+                        ax.annotate(f'{y:+.0f} (off scale)', (x, max(-limit, min(limit, y))),
+                                    textcoords='offset points', xytext=(4, -10),
+                                    fontsize=7, color=color)
         if key == 'gap_mutual_usnet' and summary['seeds']['gaps']:
             for point, g in summary['seeds']['gaps'].items():
                 ax.errorbar([SEED_BUDGET / STEPS_PER_EPOCH], [g['mean_gap_budget']],
                             yerr=[g['pooled_std']], fmt='none', ecolor=colors[point],
                             capsize=3, alpha=0.6)
         ax.axhline(0, color='k', lw=0.8)
+        ax.set_ylim(-limit - 0.5, limit + 0.5)
         ax.set_xscale('log')
         ax.set_xlim(0.4, 16)
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f'{v:g}'))
