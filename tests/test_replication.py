@@ -215,8 +215,9 @@ def test_usnet_twin_of_a_demo_config_differs_only_in_the_views():
         assert mutual.to_dict() == usnet.to_dict()
 
 
-def test_demo_comparison_trains_both_and_plots_their_frontiers(tmp_path):
+def test_demo_comparison_trains_both_and_plots_their_frontiers(tmp_path, monkeypatch):
     import benchmarks.compare_demo_usnet as compare
+    monkeypatch.chdir(tmp_path)  # the script works from its workspace
     out = tmp_path / 'out'
     summary = compare.main(['--quick', '--tasks', 'video', '--workspace', str(tmp_path),
                             '--out-dir', str(out)])
