@@ -118,3 +118,74 @@ def test_resume_equals_the_uninterrupted_run_bit_for_bit_with_dropout(tmp_path, 
     assert set(resumed_weights) == set(whole_weights)
     for key, value in whole_weights.items():
         assert torch.equal(resumed_weights[key], value), key
+
+
+def _coco_with_an_empty_image(root):
+    from mutual_mm.datasets.synthetic import make_coco_shapes
+    ann = make_coco_shapes(str(root), num_images=4, size=(64, 48), seed=0)
+    import json
+    images = json.load(open(ann))['images']
+    broken = root / images[2]['file_name']
+    broken.write_bytes(b'')  # a zero-byte image
+    return ann, 2, str(broken)
+
+
+@pytest.mark.parametrize('num_workers', [0, 1])
+def test_an_unreadable_image_names_its_file_and_index(tmp_path, num_workers):
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+    ann, index, path = _coco_with_an_empty_image(tmp_path)
+    pipeline = [dict(type='LoadImageFromFile'),
+                dict(type='LoadAnnotations', with_bbox=True),
+                dict(type='PackDetInputs')]
+    dataset = dict(type='CocoDataset', data_root=str(tmp_path), ann_file=ann,
+                   data_prefix=dict(img=''), pipeline=pipeline, test_mode=True,
+                   metainfo=dict(classes=('rectangle', 'ellipse', 'triangle')))
+    loader = Runner.build_dataloader(dict(
+        batch_size=4, num_workers=num_workers, dataset=dataset,
+        sampler=dict(type='DefaultSampler', shuffle=False)))
+    with pytest.raises(Exception) as info:
+        next(iter(loader))
+    text = str(info.value) + ''.join(getattr(info.value, '__notes__', []))
+    assert f'while preparing sample {index} ({path}) of CocoDataset' in text
+    assert 'ignore_empty=True' in text
+
+    # the host's own option skips it: mmengine draws another sample
+    pipeline[0]['ignore_empty'] = True
+    dataset['test_mode'] = False
+    skipping = Runner.build_dataloader(dict(
+        batch_size=4, num_workers=0, dataset=dataset,
+        sampler=dict(type='DefaultSampler', shuffle=False)))
+    batch = next(iter(skipping))
+    assert len(batch['inputs']) == 4
+    assert all(s.img_path != path for s in batch['data_samples'])
+
+
+def test_a_truncated_video_is_named_or_skipped_when_asked(tmp_path):
+    from mmengine.registry import init_default_scope
+    from mutual_mm.datasets.synthetic import make_motion_videos
+    init_default_scope('mmaction')
+    ann = make_motion_videos(str(tmp_path), num_videos=4, size=(64, 48), num_frames=16)
+    videos = sorted((tmp_path / 'videos').glob('*.mp4'))
+    data = videos[1].read_bytes()
+    videos[1].write_bytes(data[:len(data) // 3])  # truncated
+    loading = [dict(type='DecordInit'),
+               dict(type='SampleFrames', clip_len=4, frame_interval=2, num_clips=1),
+               dict(type='DecordDecode')]
+    tail = [dict(type='Resize', scale=(32, 32), keep_ratio=False),
+            dict(type='FormatShape', input_format='NCTHW'), dict(type='PackActionInputs')]
+    dataset = dict(type='VideoDataset', ann_file=ann,
+                   data_prefix=dict(video=str(tmp_path)), pipeline=loading + tail)
+    loader = Runner.build_dataloader(dict(
+        batch_size=4, num_workers=0, dataset=dataset,
+        sampler=dict(type='DefaultSampler', shuffle=False)))
+    with pytest.raises(Exception) as info:
+        next(iter(loader))
+    text = str(info.value) + ''.join(getattr(info.value, '__notes__', []))
+    assert f'while preparing sample 1 ({videos[1]}) of VideoDataset' in text
+
+    dataset['pipeline'] = [dict(type='SkipUnreadable', transforms=loading)] + tail
+    batch = next(iter(Runner.build_dataloader(dict(
+        batch_size=4, num_workers=0, dataset=dataset,
+        sampler=dict(type='DefaultSampler', shuffle=False)))))
+    assert len(batch['inputs']) == 4

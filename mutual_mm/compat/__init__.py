@@ -12,10 +12,13 @@ so before ``mim train`` / ``tools/train.py`` builds a model or resumes a run.
   rejects mmengine's own classes stored in resume checkpoints.
 * :mod:`.mmaction_ava_nan`: mmaction2's AVA metric returns ``np.NAN``, which numpy 2
   removed (the AP of a class without ground truth).
+* :mod:`.sample_errors`: a sample whose file cannot be read fails naming no file;
+  the error gets a note with the data set, the sample's index and its file.
 """
 from .importlib_metadata import repair_importlib_metadata
 from .mmaction_ava_nan import repair_mmaction_ava_nan
 from .mmaction_drn import repair_mmaction_drn
+from .sample_errors import repair_sample_errors
 from .torch_load import MMENGINE_CHECKPOINT_GLOBALS, repair_torch_load
 
 
@@ -25,9 +28,11 @@ def apply_stack_repairs() -> None:
     repair_mmaction_drn()
     repair_torch_load()
     repair_mmaction_ava_nan()  # imports mmaction.evaluation: after the DRN repair
+    repair_sample_errors()
 
 
 __all__ = [
     'apply_stack_repairs', 'repair_importlib_metadata', 'repair_mmaction_drn',
-    'repair_torch_load', 'repair_mmaction_ava_nan', 'MMENGINE_CHECKPOINT_GLOBALS'
+    'repair_torch_load', 'repair_mmaction_ava_nan', 'repair_sample_errors',
+    'MMENGINE_CHECKPOINT_GLOBALS'
 ]
