@@ -115,12 +115,10 @@ def run_one(task: str, method: str, args) -> dict:
 
 
 def frontier(rows):
-    out, best = [], -1.0
-    for r in sorted(rows, key=lambda r: (r['flops'], -r['metric'])):
-        if r['metric'] > best:
-            out.append(r)
-            best = r['metric']
-    return out
+    """The package's Pareto frontier of table rows (as dicts), cheapest first."""
+    from mutual_mm.deploy import TableRow, pareto_frontier
+    keep = {r.config.key for r in pareto_frontier([TableRow.from_dict(d) for d in rows])}
+    return sorted((r for r in rows if r['key'] in keep), key=lambda r: r['flops'])
 
 
 def compare(results: dict) -> dict:
