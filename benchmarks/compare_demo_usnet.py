@@ -102,9 +102,13 @@ def run_one(task: str, method: str, args) -> dict:
     configs = trained_configs(reference, widths=list(WIDTHS))
     calibrated = osp.join(work_dir, 'calibrated.pth')
     t0 = time.time()
-    calibrate_checkpoint(cfg, checkpoint, calibrated, configs, args.calib_batches)
+    # US-Net trained the full size only: its lower sizes are the paper's US-Net+
+    untrained_ok = method == 'usnet'
+    calibrate_checkpoint(cfg, checkpoint, calibrated, configs, args.calib_batches,
+                         allow_untrained=untrained_ok)
     rows, metric = build_lookup_table(cfg, calibrated, configs, TASKS[task]['metric'],
-                                      flops_scope=TASKS[task]['flops_scope'])
+                                      flops_scope=TASKS[task]['flops_scope'],
+                                      allow_untrained=untrained_ok)
     result = dict(task=task, method=method, iterations=iters, train_seconds=round(train_s),
                   eval_seconds=round(time.time() - t0), metric=metric,
                   rows=[r.as_dict() for r in rows])

@@ -189,3 +189,47 @@ def test_a_truncated_video_is_named_or_skipped_when_asked(tmp_path):
         batch_size=4, num_workers=0, dataset=dataset,
         sampler=dict(type='DefaultSampler', shuffle=False)))))
     assert len(batch['inputs']) == 4
+
+
+def test_what_was_trained_travels_with_the_checkpoint_and_bounds_deployment(trained):
+    """The hook records its widths, views and distillation; calibration, testing at
+    a configuration, the lookup table and export refuse anything outside them
+    unless explicitly allowed (then the table marks it)."""
+    from mutual_mm.deploy import (CalibratedConfigHook, SubnetConfig, build_lookup_table,
+                                  calibrate_checkpoint, load_table, save_table)
+    from mutual_mm.engine.trained_space import TrainedSpace
+    from tools.export_subnet import export
+    cfg, checkpoint, tmp = trained
+    space = TrainedSpace.from_checkpoint(torch.load(checkpoint, weights_only=True))
+    assert (space.width_range, space.scales, space.frames, space.distill) == \
+        ([0.5, 1.0], [48, 40, 32], [4, 3, 2], 'kl')
+
+    out = str(tmp / 'untrained.pth')
+    trained_on = r'trained on widths 0\.5\.\.1, scales \[48, 40, 32\], frames \[4, 3, 2\]'
+    for config, why in ((SubnetConfig(0.25, 48, 4), 'width 0.25 is outside 0.5..1'),
+                        (SubnetConfig(0.5, 24, 4), 'input size 24 is outside'),
+                        (SubnetConfig(0.75, 40, 6), '6 frames is outside')):
+        with pytest.raises(ValueError, match=rf'{config.key}: {why}.*{trained_on}.*'
+                           r'--allow-untrained'):
+            calibrate_checkpoint(cfg, checkpoint, out, [config], 1)
+    inside = SubnetConfig(0.75, 36, 3)  # between trained values: what MutualNet interpolates
+    outside = SubnetConfig(0.25, 48, 4)
+    calibrate_checkpoint(cfg, checkpoint, out, [outside, inside], 1, allow_untrained=True)
+
+    hook = CalibratedConfigHook(width=0.25, scale=48, frames=4)
+    hook.after_load_checkpoint(None, torch.load(out, weights_only=True))
+    class NoRunner:  # refused before the runner is touched
+        test_dataloader = model = None
+
+    with pytest.raises(ValueError, match='width 0.25 is outside'):
+        hook.before_test(NoRunner())
+    with pytest.raises(ValueError, match='width 0.25 is outside'):
+        build_lookup_table(cfg, out, [outside, inside])
+    with pytest.raises(ValueError, match='width 0.25 is outside'):
+        export(cfg, out, outside, str(tmp / 'export_untrained'))
+
+    rows, _ = build_lookup_table(cfg, out, [outside, inside], allow_untrained=True)
+    assert [r.trained for r in rows] == [False, True]
+    files = save_table(rows, str(tmp / 'untrained_table'), 'acc/top1')
+    assert [r.trained for r in load_table(files['csv'])] == [False, True]
+    export(cfg, out, outside, str(tmp / 'export_untrained'), allow_untrained=True)

@@ -62,6 +62,9 @@ def main(argv=None):
                         help='calibration batches for configurations not yet calibrated')
     parser.add_argument('--budgets', type=positive_float, nargs='*', default=[],
                         help='GFLOPs budgets to pick the best configuration for')
+    parser.add_argument('--allow-untrained', action='store_true',
+                        help='use configurations outside what the checkpoint was trained on '
+                        '(logged and marked trained=False in the table); refused otherwise')
     args = parser.parse_args(argv)
     os.makedirs(args.out_dir, exist_ok=True)
     cfg = load_config(args.config)
@@ -69,7 +72,8 @@ def main(argv=None):
     configs = trained_configs(cfg, args.widths, args.resolutions, args.frames)
     rows, metric = build_lookup_table(cfg, args.checkpoint, configs, args.metric,
                                       args.latency, args.num_batches,
-                                      flops_scope=args.flops_scope)
+                                      flops_scope=args.flops_scope,
+                                      allow_untrained=args.allow_untrained)
     files = save_table(rows, osp.join(args.out_dir, 'table'), metric)
     files['plot'] = plot_table(
         rows, osp.join(args.out_dir, 'table.png'), metric,

@@ -33,12 +33,16 @@ def main(argv=None):
     parser.add_argument('--batch-size', type=int)
     parser.add_argument('--work-dir', default=None,
                         help='where the Runner logs (default: next to --out)')
+    parser.add_argument('--allow-untrained', action='store_true',
+                        help='use configurations outside what the checkpoint was trained on '
+                        '(logged); refused otherwise')
     args = parser.parse_args(argv)
     cfg = load_config(args.config)
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or args.out + '.work'
     configs = trained_configs(cfg, args.widths, args.resolutions, args.frames)
     calibration = calibrate_checkpoint(cfg, args.checkpoint, args.out, configs,
-                                       args.num_batches, args.batch_size)
+                                       args.num_batches, args.batch_size,
+                                       args.allow_untrained)
     print(f'\ncalibrated {len(configs)} configurations '
           f'({len(calibration)} in the checkpoint) -> {args.out}')
 

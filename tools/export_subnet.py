@@ -25,19 +25,22 @@ import mutual_mm  # noqa: E402,F401
 from mutual_mm.deploy import (CALIBRATION_KEY, SubnetConfig, apply_bn_stats,  # noqa: E402
                               apply_config)
 from mutual_mm.deploy.export import export_subnet  # noqa: E402
+from mutual_mm.engine.trained_space import TrainedSpace, check_trained  # noqa: E402
 from mutual_mm.deploy.pipeline_config import apply_config_cfg  # noqa: E402
 from mutual_mm.utils import load_config, parse_resolution  # noqa: E402
 
 TRAIN_ONLY_HOOKS = ('MutualLearningHook', 'CalibratedConfigHook')
 
 
-def export(cfg, checkpoint: str, config: SubnetConfig, out_dir: str):
+def export(cfg, checkpoint: str, config: SubnetConfig, out_dir: str,
+           allow_untrained: bool = False):
     os.makedirs(out_dir, exist_ok=True)
     cfg = copy.deepcopy(cfg)
     cfg.work_dir = osp.join(out_dir, 'work')
     cfg.load_from = None
     runner = Runner.from_cfg(copy.deepcopy(cfg))
     ckpt = runner.load_checkpoint(checkpoint, map_location='cpu')
+    check_trained([config], TrainedSpace.from_checkpoint(ckpt), allow_untrained)
     calibration = ckpt.get(CALIBRATION_KEY) or {}
     if config.key in calibration:
         apply_bn_stats(runner.model, calibration[config.key]['stats'])
@@ -75,10 +78,14 @@ def main(argv=None):
     parser.add_argument('--resolution', type=parse_resolution)
     parser.add_argument('--frames', type=int)
     parser.add_argument('--out-dir', required=True)
+    parser.add_argument('--allow-untrained', action='store_true',
+                        help='use configurations outside what the checkpoint was trained on '
+                        '(logged); refused otherwise')
     args = parser.parse_args(argv)
     cfg = load_config(args.config)
     config = SubnetConfig(args.width, args.resolution, args.frames)
-    weights, config_path, static = export(cfg, args.checkpoint, config, args.out_dir)
+    weights, config_path, static = export(cfg, args.checkpoint, config, args.out_dir,
+                                          args.allow_untrained)
     params = sum(p.numel() for p in static.parameters())
     print(f'exported {config.key}: {params / 1e6:.2f} M parameters\n'
           f'  weights: {weights}\n  config:  {config_path}')

@@ -6,6 +6,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
 
+from ..engine.trained_space import TrainedSpace, check_trained
 from .calibrate_checkpoint import calibrate_configs, calibration_dataloader_cfg
 from .calibrated_config_hook import CalibratedConfigHook
 from .complexity import measure_complexity, measure_latency_ms
@@ -30,7 +31,7 @@ def pick_metric(metrics: dict, name: Optional[str]) -> str:
 def build_lookup_table(cfg: Config, checkpoint: str, configs: List[SubnetConfig],
                        metric: Optional[str] = None, latency: bool = False,
                        num_batches: int = 10, repeats: int = 10,
-                       flops_scope: str = 'model'):
+                       flops_scope: str = 'model', allow_untrained: bool = False):
     """Evaluate ``configs`` of ``checkpoint`` with the config's own test metric.
 
     Each configuration runs with BN statistics calibrated for it: taken from the
@@ -39,6 +40,8 @@ def build_lookup_table(cfg: Config, checkpoint: str, configs: List[SubnetConfig]
     parameters are measured on one test input at the configuration, of the
     whole model or of its feature extractor (``flops_scope``: 'model' or
     'features', see :data:`mutual_mm.deploy.complexity.FLOPS_SCOPES`).
+    Configurations outside what the checkpoint was trained on are refused, or
+    with ``allow_untrained`` tabulated with ``trained=False``.
 
     Returns:
         (rows, metric name)
@@ -46,10 +49,11 @@ def build_lookup_table(cfg: Config, checkpoint: str, configs: List[SubnetConfig]
     cfg = copy.deepcopy(cfg)
     cfg.load_from = checkpoint
     cfg.resume = False
-    hook = CalibratedConfigHook()
+    hook = CalibratedConfigHook(allow_untrained=allow_untrained)
     runner = Runner.from_cfg(cfg)
     runner.register_custom_hooks([hook])
-    runner.load_checkpoint(checkpoint, map_location='cpu')
+    loaded = runner.load_checkpoint(checkpoint, map_location='cpu')
+    untrained = check_trained(configs, TrainedSpace.from_checkpoint(loaded), allow_untrained)
     runner._has_loaded = True  # loaded above; runner.test() must not reload
     calibration = dict(hook.calibration or {})
     missing = [c for c in configs if c.key not in calibration]
@@ -70,6 +74,7 @@ def build_lookup_table(cfg: Config, checkpoint: str, configs: List[SubnetConfig]
         batch = next(iter(probe_loader))
         flops, params = measure_complexity(runner.model, batch, flops_scope)
         ms = measure_latency_ms(runner.model, batch, repeats) if latency else None
-        rows.append(TableRow(config, flops, params, float(metrics[name]), ms))
+        rows.append(TableRow(config, flops, params, float(metrics[name]), ms,
+                             trained=config.key not in untrained))
         bar.update()
     return rows, name

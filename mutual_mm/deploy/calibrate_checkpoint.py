@@ -7,6 +7,7 @@ from mmengine.config import Config
 from mmengine.utils import ProgressBar
 
 from ..engine.hooks.mutual_learning_hook import MutualLearningHook
+from ..engine.trained_space import TrainedSpace, check_trained
 from ..ops import WidthGrid
 from .bn_calibration import calibrate_bn
 from .calibrated_config_hook import CALIBRATION_KEY
@@ -160,16 +161,21 @@ def calibrate_configs(model, dataloader, configs: Iterable[SubnetConfig],
 
 def calibrate_checkpoint(cfg: Config, checkpoint: str, out: str,
                          configs: List[SubnetConfig], num_batches: int = 10,
-                         batch_size: Optional[int] = None) -> dict:
+                         batch_size: Optional[int] = None,
+                         allow_untrained: bool = False) -> dict:
     """Load ``checkpoint`` into the config's model, calibrate every configuration
     and write the checkpoint with the statistics added under
-    ``bn_calibration`` (the trained weights and statistics are unchanged)."""
+    ``bn_calibration`` (the trained weights and statistics are unchanged).
+
+    Configurations outside what the checkpoint was trained on (its
+    ``meta['mutual_learning']``) are refused unless ``allow_untrained``."""
     from mmengine.runner import Runner
     cfg = copy.deepcopy(cfg)
     cfg.load_from = None
     cfg.resume = False
     runner = Runner.from_cfg(cfg)
     ckpt = runner.load_checkpoint(checkpoint, map_location='cpu')
+    check_trained(configs, TrainedSpace.from_checkpoint(ckpt), allow_untrained)
     dataloader = Runner.build_dataloader(calibration_dataloader_cfg(cfg, batch_size),
                                          seed=runner.seed)
     calibration = dict(ckpt.get(CALIBRATION_KEY) or {})

@@ -3,6 +3,7 @@ from typing import Optional
 
 from mmengine.hooks import Hook
 
+from ..engine.trained_space import TrainedSpace, check_trained
 from ..registry import HOOKS
 from .bn_calibration import apply_bn_stats
 from .configuration import SubnetConfig
@@ -32,19 +33,27 @@ class CalibratedConfigHook(Hook):
             pipeline's own; SlowFast: the whole Slow input).
         frames (int, optional): frames per clip (video; SlowFast: Slow frames).
             Defaults to None.
+        allow_untrained (bool): run a configuration outside what the checkpoint
+            was trained on (its ``meta['mutual_learning']``), with a warning,
+            instead of refusing it. Defaults to False.
     """
 
     priority = 'HIGH'
 
-    def __init__(self, width: float = 1.0, scale=None, frames: Optional[int] = None):
+    def __init__(self, width: float = 1.0, scale=None, frames: Optional[int] = None,
+                 allow_untrained: bool = False):
         self.config = SubnetConfig(width, scale, frames)
+        self.allow_untrained = allow_untrained
         self.calibration = None
+        self.trained = None
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         self.calibration = checkpoint.get(CALIBRATION_KEY)
+        self.trained = TrainedSpace.from_checkpoint(checkpoint)
 
     def _apply(self, runner, dataloader) -> None:
         config = self.config
+        check_trained([config], self.trained, self.allow_untrained)
         apply_config(runner.model, dataloader.dataset, config)
         calibrated = (self.calibration or {}).get(config.key)
         if calibrated is None and config == SubnetConfig(1.0):

@@ -19,12 +19,15 @@ class TableRow:
         params: parameters used at this configuration.
         metric: the config's own evaluation metric (higher is better).
         latency_ms: median latency on the measuring device, if measured.
+        trained: False for a configuration outside what the checkpoint was
+            trained on, tabulated only because it was explicitly allowed.
     """
     config: SubnetConfig
     flops: float
     params: float
     metric: float
     latency_ms: Optional[float] = None
+    trained: bool = True
 
     def as_dict(self) -> dict:
         out = dict(key=self.config.key, **self.config.as_dict())
@@ -42,8 +45,10 @@ class TableRow:
         frames = None if frames in (None, '', 'None') else int(frames)
         latency = d.get('latency_ms')
         latency = None if latency in (None, '', 'None') else float(latency)
+        trained = d.get('trained', True)
+        trained = trained not in (False, 'False', 'false', '0', 0)
         return cls(SubnetConfig(float(d['width']), scale, frames), float(d['flops']),
-                   float(d['params']), float(d['metric']), latency)
+                   float(d['params']), float(d['metric']), latency, trained)
 
 
 Table = Union[Sequence[TableRow], str]

@@ -15,6 +15,8 @@ from ...ops import WidthGrid
 from ...registry import HOOKS
 from ..cohort import Member, sample_cohort
 from ..mutual_step import NonFiniteLossError, mutual_train_step
+from ..trained_space import META_KEY as TRAINED_META_KEY
+from ..trained_space import TrainedSpace
 from ..random_states import (RestoreBeforeBatch, capture_random_states,
                              restore_random_states)
 
@@ -304,6 +306,19 @@ class MutualLearningHook(Hook):
         states = self._states_before_val or capture_random_states()
         checkpoint[CHECKPOINT_KEY] = dict(rng_state=self.rng.getstate(),
                                           random_states=states)
+        if hasattr(self, 'views'):  # what deployment may use: see trained_space
+            checkpoint.setdefault('meta', {})[TRAINED_META_KEY] = \
+                self.trained_space().as_meta()
+
+    def trained_space(self) -> TrainedSpace:
+        """The configurations this run trains (after ``before_train``)."""
+        scales = frames = None
+        if not self.model_side_views:  # SlowFast's views are factors of its input
+            scales = list(dict.fromkeys(s for s, _ in self.views if s is not None)) or None
+            frames = list(dict.fromkeys(f for _, f in self.views if f is not None)) or None
+        return TrainedSpace(width_range=[self.grid.min, self.grid.max],
+                            width_step=self.grid.step, scales=scales, frames=frames,
+                            distill=self.resolved_distill)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         state = checkpoint.get(CHECKPOINT_KEY)

@@ -1,0 +1,96 @@
+"""What a checkpoint was trained on, recorded by the hook in the checkpoint's meta,
+and the check that a configuration lies inside it.
+
+A MutualNet checkpoint is only good at the widths, input sizes and frame counts
+its cohorts were drawn from (in between included: that is what the method
+interpolates); a configuration outside them runs, calibrates and tests without
+complaint but was never trained. Deployment (calibration, testing at a
+configuration, the lookup table, export) checks against this record.
+"""
+from dataclasses import asdict, dataclass
+from typing import Dict, Iterable, List, Optional, Sequence
+
+from mmengine.logging import print_log
+
+META_KEY = 'mutual_learning'
+ALLOW_HINT = ('pass --allow-untrained (allow_untrained=True) to use it anyway; it is '
+              'then logged and marked in the lookup table')
+
+
+def _short_side(scale) -> int:
+    return int(min(scale)) if isinstance(scale, (tuple, list)) else int(scale)
+
+
+@dataclass(frozen=True)
+class TrainedSpace:
+    """The configurations a checkpoint's training drew its cohorts from.
+
+    Attributes:
+        width_range: (min, max) width of the hook.
+        width_step: spacing of its width grid.
+        scales: the MultiResolution scales (None: the pipeline's one size, or a
+            SlowFast backbone's own Slow views, whose sizes are not checked).
+        frames: the MultiResolution frame counts (None: not varied).
+        distill: ``'kl'`` or ``'gt'``.
+    """
+    width_range: Sequence[float]
+    width_step: float
+    scales: Optional[List] = None
+    frames: Optional[List[int]] = None
+    distill: str = 'kl'
+
+    def as_meta(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: dict) -> Optional['TrainedSpace']:
+        """The record of a checkpoint; None for one written without the hook
+        (or before it kept this record): nothing to check against."""
+        meta = (checkpoint or {}).get('meta') or {}
+        record = meta.get(META_KEY)
+        return cls(**record) if record else None
+
+    def describe(self) -> str:
+        parts = [f'widths {self.width_range[0]:g}..{self.width_range[1]:g}']
+        if self.scales:
+            parts.append(f'scales {self.scales}')
+        if self.frames:
+            parts.append(f'frames {self.frames}')
+        return ', '.join(parts)
+
+    def untrained_reasons(self, config) -> List[str]:
+        """Why ``config`` (a :class:`~mutual_mm.deploy.SubnetConfig`) lies
+        outside; empty when it is inside."""
+        reasons = []
+        lo, hi = self.width_range
+        if not lo - 1e-6 <= config.width <= hi + 1e-6:
+            reasons.append(f'width {config.width:g} is outside {lo:g}..{hi:g}')
+        if self.scales and config.scale is not None:
+            sides = [_short_side(s) for s in self.scales]
+            if not min(sides) <= _short_side(config.scale) <= max(sides):
+                reasons.append(f'input size {config.scale} is outside the trained '
+                               f'{self.scales}')
+        if self.frames and config.frames is not None:
+            if not min(self.frames) <= config.frames <= max(self.frames):
+                reasons.append(f'{config.frames} frames is outside the trained '
+                               f'{self.frames}')
+        return reasons
+
+
+def check_trained(configs: Iterable, space: Optional[TrainedSpace],
+                  allow_untrained: bool = False) -> Dict[str, List[str]]:
+    """Raise ``ValueError`` for configurations outside ``space`` (naming what
+    was trained), or, with ``allow_untrained``, log a warning; returns
+    ``{config key: reasons}`` of those outside."""
+    if space is None:
+        return {}
+    outside = {c.key: r for c in configs for r in [space.untrained_reasons(c)] if r}
+    if not outside:
+        return outside
+    listing = '; '.join(f'{key}: {", ".join(r)}' for key, r in outside.items())
+    message = (f'configuration(s) the checkpoint was not trained on ({listing}); it '
+               f'was trained on {space.describe()}')
+    if not allow_untrained:
+        raise ValueError(f'{message}. {ALLOW_HINT}')
+    print_log(f'{message}; used anyway (allow_untrained)', logger='current', level=30)
+    return outside
