@@ -33,7 +33,7 @@ from mmengine.model import ImgDataPreprocessor
 from mutual_mm.models import SlimMobileNetV1
 from mutual_mm.registry import MODELS
 
-from .plan import RunSpec
+from .plan import INET_POINTS, RunSpec
 
 FMNIST_DIR = '/usr/share/datasets/fashion-mnist'
 FMNIST_FILES = ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz',
@@ -342,7 +342,6 @@ def execute_unlocked(spec: RunSpec, s: Settings, log: Callable[[str], None] = pr
 
 
 def _points(spec: RunSpec):
-    from .plan import INET_POINTS
     return [tuple(spec.point)] if spec.point else [tuple(p) for p in INET_POINTS]
 
 

@@ -17,10 +17,14 @@ SKIP_HINT = ("to skip unreadable files instead: images: dict(type='LoadImageFrom
              "another sample (training only)")
 
 
+def sample_path(info: dict, default: str = 'no file path') -> str:
+    """The file a sample's data info (or pipeline results) names."""
+    return next((str(info[k]) for k in PATH_KEYS if info.get(k)), default)
+
+
 def sample_note(dataset, idx) -> str:
     try:
-        info = dataset.get_data_info(idx)
-        path = next((str(info[k]) for k in PATH_KEYS if info.get(k)), 'no file path')
+        path = sample_path(dataset.get_data_info(idx))
     except Exception:  # the note must never hide the original error
         path = 'file unknown'
     return (f'while preparing sample {idx} ({path}) of {type(dataset).__name__}: repair '

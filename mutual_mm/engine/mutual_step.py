@@ -37,8 +37,9 @@ def kl_to_teacher(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
 
 
 class NonFiniteLossError(FloatingPointError):
-    """A cohort member's loss is NaN or infinite; raised before its backward
-    pass, so the weights are still those of the previous iteration.
+    """A cohort member's loss is NaN or infinite; raised before the optimizer
+    steps (the cohort's gradients are discarded), so the weights are still those
+    of the previous iteration.
 
     Attributes:
         member: the member whose loss it is (name, width, view index).
@@ -62,15 +63,22 @@ class NonFiniteLossError(FloatingPointError):
             'gradient clipping (optim_wrapper.clip_grad).')
 
 
-def check_finite(member: Member, loss: torch.Tensor, member_logs: Dict) -> None:
-    """Raise :class:`NonFiniteLossError` naming the non-finite terms of a
-    member's loss. One host sync per member; the logger syncs every
-    iteration anyway."""
-    if bool(torch.isfinite(loss)):
+def check_finite(checked: List[tuple], optim_wrapper) -> None:
+    """Raise :class:`NonFiniteLossError` for the first member of ``checked``
+    (``(member, loss, member_logs)``) whose loss is not finite, after
+    discarding the cohort's gradients. One host sync for the whole cohort,
+    before the optimizer steps: a check per member would stall a GPU between
+    members."""
+    losses = torch.stack([loss.detach().float().reshape(()) for _, loss, _ in checked])
+    if bool(torch.isfinite(losses).all()):
         return
-    terms = {k: float(v.detach().sum()) for k, v in member_logs.items()
-             if k != 'loss' and torch.is_tensor(v) and not bool(torch.isfinite(v).all())}
-    raise NonFiniteLossError(member, terms or {'loss': float(loss)})
+    optim_wrapper.zero_grad()
+    for member, loss, member_logs in checked:
+        if not bool(torch.isfinite(loss)):
+            terms = {k: float(v.detach().sum()) for k, v in member_logs.items()
+                     if k != 'loss' and torch.is_tensor(v)
+                     and not bool(torch.isfinite(v).all())}
+            raise NonFiniteLossError(member, terms or {'loss': float(loss)})
 
 
 def backward_without_step(optim_wrapper, loss: torch.Tensor) -> None:
@@ -108,8 +116,9 @@ def mutual_train_step(wrapper: nn.Module, data: dict, optim_wrapper,
         view, and ``loss`` (the sum of the members' losses).
 
     Raises:
-        NonFiniteLossError: at the first member whose loss is NaN or infinite,
-            before its backward pass and before the optimizer steps.
+        NonFiniteLossError: naming the first member whose loss is NaN or
+            infinite, before the optimizer steps (the cohort's gradients are
+            discarded).
     """
     model = unwrap_model(wrapper)
     views = split_views(data, len(data['inputs']) if _is_view_batch(data) else 1)
@@ -117,6 +126,7 @@ def mutual_train_step(wrapper: nn.Module, data: dict, optim_wrapper,
     log_vars: Dict[str, torch.Tensor] = OrderedDict()
     total = 0.0
     teacher = None
+    checked = []
     for k, member in enumerate(cohort):
         last = k == len(cohort) - 1
         sync = contextlib.nullcontext() if last or not can_skip_sync \
@@ -132,8 +142,9 @@ def mutual_train_step(wrapper: nn.Module, data: dict, optim_wrapper,
                     else:
                         losses = {'loss_kl': kl_to_teacher(logits, teacher)}
             loss, member_logs = model.parse_losses(losses)
-            check_finite(member, loss, member_logs)
+            checked.append((member, loss, member_logs))
             if last:
+                check_finite(checked, optim_wrapper)
                 optim_wrapper.update_params(loss)
             else:
                 backward_without_step(optim_wrapper, loss)

@@ -4,9 +4,8 @@ from typing import List
 from mmcv.transforms import BaseTransform, Compose
 from mmengine.logging import print_log
 
+from ...compat.sample_errors import sample_path
 from ...registry import TRANSFORMS
-
-PATH_KEYS = ('img_path', 'filename', 'frame_dir')
 
 
 @TRANSFORMS.register_module()
@@ -33,7 +32,7 @@ class SkipUnreadable(BaseTransform):
         self.skipped = 0
 
     def transform(self, results: dict):
-        path = next((str(results[k]) for k in PATH_KEYS if results.get(k)), 'a sample')
+        path = sample_path(results, default='a sample')
         try:
             return self.transforms(results)
         except Exception as err:  # whatever the decoder raises: the file is unusable
