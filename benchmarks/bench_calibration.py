@@ -21,11 +21,11 @@ and ``tools/build_lookup_table.py`` do, timed piece by piece:
 
 * ``calib``: :func:`~mutual_mm.deploy.calibrate_bn` on ``--num-batches``
   batches of the calibration loader (training samples through the test
-  pipeline, pointed at the configuration by ``set_pipeline_config``), and
+  pipeline, pointed at the configuration by ``set_pipeline_view``), and
   ``data``: iterating the same batches without the model (so ``calib - data``
   is the forward passes);
 * one lookup-table row: ``test`` = ``runner.test()`` with the
-  ``CalibratedConfigHook`` at the configuration (width, pipeline, the calibrated
+  ``CalibratedSubnetHook`` at the configuration (width, pipeline, the calibrated
   statistics; the whole test split through the model and the metric), then
   ``flops`` = one probe batch loaded and
   :func:`~mutual_mm.deploy.complexity.measure_complexity` (FlopAnalyzer trace +
@@ -250,7 +250,7 @@ def timed_configs(all_configs, args, views):
     widths = sorted({c.width for c in all_configs})
     scales = list(dict.fromkeys(c.scale for c in all_configs))
     frames = list(dict.fromkeys(c.frames for c in all_configs))
-    from mutual_mm.deploy import SubnetConfig
+    from mutual_mm.deploy import Subnet
     if args.widths:
         widths = args.widths
     else:
@@ -258,7 +258,7 @@ def timed_configs(all_configs, args, views):
     if not args.all_views:
         scales = [scales[0], scales[-1]]
         frames = [frames[0], frames[-1]] if frames[0] is not None else [None]
-    return [SubnetConfig(w, s, f) for w in widths for s in scales for f in frames]
+    return [Subnet(w, s, f) for w in widths for s in scales for f in frames]
 
 
 # ----------------------------------------------------------------- timing
@@ -271,9 +271,9 @@ def calibrate_features_only(model, batches, num_batches: int, width: float):
     from itertools import islice
 
     from mutual_mm.deploy.bn_calibration import batch_norms, calibration_mode
-    from mutual_mm.models.slimming import set_active_config, unwrap_model
+    from mutual_mm.models.slimming import set_model_width, unwrap_model
     inner = unwrap_model(model)
-    set_active_config(inner, width)
+    set_model_width(inner, width)
     channels = {}
     handles = [bn.register_forward_pre_hook(
         lambda m, a, name=name: channels.__setitem__(name, int(a[0].shape[1])))
@@ -294,11 +294,11 @@ def run_setup(name: str, args, tmp: str) -> dict:
     from mmengine.logging import MMLogger
     from mmengine.runner import Runner
 
-    from mutual_mm.deploy import CalibratedConfigHook, calibrate_bn, trained_configs
+    from mutual_mm.deploy import CalibratedSubnetHook, calibrate_bn, trained_subnets
     from mutual_mm.deploy.calibrate_checkpoint import calibration_dataloader_cfg
     from mutual_mm.deploy.bn_calibration import batch_norms
     from mutual_mm.deploy.complexity import measure_complexity
-    from mutual_mm.deploy.pipeline_config import set_pipeline_config
+    from mutual_mm.datasets.pipeline_views import set_pipeline_view
 
     device = torch.device(args.device)
     quiet = contextlib.redirect_stdout(io.StringIO())
@@ -308,13 +308,13 @@ def run_setup(name: str, args, tmp: str) -> dict:
         cfg, views, scopes = build(args, osp.join(tmp, name, 'work'),
                                    osp.join(tmp, name, 'data'))
     data_s = time.perf_counter() - t0
-    all_configs = trained_configs(cfg)
+    all_configs = trained_subnets(cfg)
     configs = timed_configs(all_configs, args, views)
 
     with quiet:
         runner = Runner.from_cfg(copy.deepcopy(cfg))
         MMLogger.get_current_instance().setLevel(logging.ERROR)
-        hook = CalibratedConfigHook()
+        hook = CalibratedSubnetHook()
         runner.register_custom_hooks([hook])
         model = runner.model.to(device)
         loader = Runner.build_dataloader(calibration_dataloader_cfg(cfg), seed=runner.seed)
@@ -346,15 +346,15 @@ def run_setup(name: str, args, tmp: str) -> dict:
     t_start = time.perf_counter()
     if args.warmup:  # one-time costs: first decode/allocations, the test loop build
         first = configs[0]
-        set_pipeline_config(loader.dataset, first.scale, first.frames)
+        set_pipeline_view(loader.dataset, first.scale, first.frames)
         hook.calibration = {first.key: dict(config=first.as_dict(), stats=clock(
             lambda: calibrate_bn(model, iter(loader), 1, first.width))[1])}
-        hook.config = first
+        hook.subnet = first
         warm_s, _ = clock(runner.test)
         print(f'  warm-up (1 calibration batch + 1 test pass): {warm_s:.1f} s', flush=True)
     calibration, rows = {}, []
     for c in configs:
-        set_pipeline_config(loader.dataset, c.scale, c.frames)
+        set_pipeline_view(loader.dataset, c.scale, c.frames)
         data_t, _ = clock(lambda: load_batches(args.num_batches))
         calib_t, stats = clock(lambda: calibrate_bn(model, iter(loader), args.num_batches,
                                                     c.width))
@@ -375,12 +375,12 @@ def run_setup(name: str, args, tmp: str) -> dict:
     hook.calibration = calibration
     metric_name = None
     for c, row in zip(configs, rows):
-        hook.config = c
+        hook.subnet = c
         test_t, metrics = clock(runner.test)
         if metric_name is None:
             keys = list(metrics)
             metric_name = next((k for k in keys if k.endswith(('bbox_mAP', 'top1'))), keys[0])
-        set_pipeline_config(probe_loader.dataset, c.scale, c.frames)
+        set_pipeline_view(probe_loader.dataset, c.scale, c.frames)
         probe_t, batch = clock(lambda: next(iter(probe_loader)))
         row.update(test_s=test_t, probe_s=probe_t, metric=float(metrics[metric_name]))
         flops_line = []
@@ -405,7 +405,7 @@ def run_setup(name: str, args, tmp: str) -> dict:
                    probe_s=med('probe_s'), row_s=med('row_s'),
                    **{f'flops_{s}_s': med(f'flops_{s}_s') for s in scopes})
     per_config = summary['calib_s'] + summary['row_s']
-    summary.update(per_config_s=per_config, trained_configs=len(all_configs),
+    summary.update(per_config_s=per_config, trained_subnets=len(all_configs),
                    full_table_estimate_min=per_config * len(all_configs) / 60)
     return dict(
         setup=name, config_file=osp.relpath(SLOWONLY_CONFIG if name == 'slowonly'
@@ -442,7 +442,7 @@ def print_summary(results: dict) -> None:
               + ''.join(f"{s[f'flops_{sc}_s']:>19.2f}" for sc in scopes)
               + f"{s['row_s']:>8.2f}")
         print(f"per configuration (calibration + row): {s['per_config_s']:.1f} s; the "
-              f"{s['trained_configs']} trained configurations: ~{s['full_table_estimate_min']:.1f}"
+              f"{s['trained_subnets']} trained configurations: ~{s['full_table_estimate_min']:.1f}"
               f" min on this machine")
         diff = max(row['extract_feat_stats_max_abs_diff'] for row in r['rows'])
         print(f"calib = calibrate_bn (tensor forward of the whole model); feat-only = the "

@@ -255,6 +255,7 @@ def main(argv=None):
 
     from mutual_mm.engine import (Member, MutualLearningHook, kl_to_teacher,
                                   mutual_train_step, sample_cohort, split_views)
+    from mutual_mm.internals import run_forward
     from mutual_mm.ops import WidthGrid
 
     scales, frames = view_sizes(args.size, args.frames)
@@ -336,7 +337,7 @@ def main(argv=None):
         t0 = time.perf_counter()
         with optim_wrapper.optim_context(model):
             batch = model.data_preprocessor(views[hook._configure(member)], True)
-            losses = model._run_forward(batch, mode='loss')
+            losses = run_forward(model, batch, mode='loss')
             logits = hook._captured_logits()
             if teacher is not None:
                 losses = {'loss_kl': kl_to_teacher(logits, teacher)}

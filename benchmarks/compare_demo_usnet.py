@@ -81,7 +81,7 @@ def run_one(task: str, method: str, args) -> dict:
     """Train (resuming), calibrate and tabulate one (task, method); cached."""
     from mmengine.runner import Runner
     from mutual_mm.deploy import (build_lookup_table, calibrate_checkpoint,
-                                  trained_configs)
+                                  trained_subnets)
     out = osp.join(args.out_dir, f'{task}_{method}.json')
     if osp.exists(out):
         with open(out) as f:
@@ -99,7 +99,7 @@ def run_one(task: str, method: str, args) -> dict:
         checkpoint = f.read().strip()
     # the same grid for both: US-Net is evaluated at MutualNet's resolutions too
     reference = task_cfg(task, 'mutualnet', work_dir, args.iters)
-    configs = trained_configs(reference, widths=list(WIDTHS))
+    configs = trained_subnets(reference, widths=list(WIDTHS))
     calibrated = osp.join(work_dir, 'calibrated.pth')
     t0 = time.time()
     # US-Net trained the full size only: its lower sizes are the paper's US-Net+
@@ -121,7 +121,7 @@ def run_one(task: str, method: str, args) -> dict:
 def frontier(rows):
     """The package's Pareto frontier of table rows (as dicts), cheapest first."""
     from mutual_mm.deploy import TableRow, pareto_frontier
-    keep = {r.config.key for r in pareto_frontier([TableRow.from_dict(d) for d in rows])}
+    keep = {r.subnet.key for r in pareto_frontier([TableRow.from_dict(d) for d in rows])}
     return sorted((r for r in rows if r['key'] in keep), key=lambda r: r['flops'])
 
 

@@ -35,11 +35,11 @@ def main():
     cfg = load_config(CONFIG)
     cfg.model.backbone.type = 'SlimResNet3dSlowOnly'
     model = build_model(cfg).eval()
-    mutual_mm.set_active_config(model, 1.0)
+    mutual_mm.set_model_width(model, 1.0)
     rows = []
     start = time.time()
     for width in args.widths:
-        mutual_mm.set_active_config(model, width)
+        mutual_mm.set_model_width(model, width)
         for size in args.sizes:
             for frames in args.frames:
                 x = torch.zeros(1, 3, frames, size, size)

@@ -11,10 +11,9 @@ from .compat import apply_stack_repairs
 apply_stack_repairs()
 
 from . import registry  # noqa: E402,F401
-from . import datasets, deploy, engine, models, ops  # noqa: E402,F401
+from . import datasets, deploy, engine, hosts, models, ops  # noqa: E402,F401
 from .datasets import classification  # noqa: E402,F401  (classifier data, metric)
 from . import evaluation  # noqa: E402,F401
-from .models import (active_config, get_active_config,  # noqa: E402
-                     set_active_config)
+from .hosts import get_model_width, model_at_width, set_model_width  # noqa: E402
 
 __version__ = '0.1.0'

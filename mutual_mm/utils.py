@@ -1,5 +1,6 @@
 """Small helpers shared by the tools and the tests."""
 import argparse
+import inspect
 from typing import Optional
 
 from mmengine.config import Config
@@ -27,11 +28,13 @@ def build_model(cfg: Config, drop_pretrained: bool = True):
     from mmengine.registry import MODELS
     model_cfg = cfg.model.copy()
     if drop_pretrained:
-        model_cfg = _drop_pretrained(model_cfg)
+        model_cfg = without_pretrained(model_cfg)
     return MODELS.build(model_cfg)
 
 
-def _drop_pretrained(node):
+def without_pretrained(node):
+    """A copy of a config node without the ``init_cfg``/``pretrained`` entries that
+    would fetch weights (torchvision://, http..., files)."""
     if isinstance(node, dict):
         out = type(node)()
         for key, value in node.items():
@@ -40,10 +43,10 @@ def _drop_pretrained(node):
             if key == 'pretrained' and isinstance(value, str):
                 out[key] = None
                 continue
-            out[key] = _drop_pretrained(value)
+            out[key] = without_pretrained(value)
         return out
     if isinstance(node, list):
-        return [_drop_pretrained(v) for v in node]
+        return [without_pretrained(v) for v in node]
     return node
 
 
@@ -64,3 +67,29 @@ def parse_resolution(text: str):
         raise argparse.ArgumentTypeError(
             f'resolution {text!r}: valid forms are 224 or 1000x600, positive sizes')
     return values[0] if len(values) == 1 else tuple(values)
+
+
+def registered_class(cfg: dict):
+    """The class a config dict builds (its ``type``, looked up in the current
+    default scope and then in mmengine's root registry), or None."""
+    kind = cfg.get('type')
+    if isinstance(kind, type):
+        return kind
+    from mmengine.registry import MODELS
+    try:
+        return MODELS.get(kind)
+    except Exception:  # noqa: BLE001  (unknown scope or name)
+        return None
+
+
+def constructor_default(cls, name: str):
+    """Default of argument ``name`` of ``cls``'s constructor (searched along the
+    MRO, for mixins whose ``__init__`` passes ``**kwargs`` on)."""
+    for klass in cls.__mro__:
+        init = klass.__dict__.get('__init__')
+        if init is None:
+            continue
+        param = inspect.signature(init).parameters.get(name)
+        if param is not None and param.default is not inspect.Parameter.empty:
+            return param.default
+    raise KeyError(f'{cls.__name__} has no default for {name!r}')

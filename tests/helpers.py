@@ -176,7 +176,7 @@ def shrink_pipeline(pipeline, size):
             t['scale_range'] = (size + size // 8, size + size // 4)
         elif kind == 'RandomCrop':
             t['size'] = size
-        elif kind in ('CenterCrop', 'ThreeCrop'):
+        elif kind in ('CenterCrop', 'ThreeCrop', 'TenCrop'):
             t['crop_size'] = size
         elif kind == 'SampleFrames' and t.get('test_mode'):
             t['num_clips'] = 1

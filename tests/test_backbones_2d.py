@@ -7,7 +7,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
 import mutual_mm  # noqa: F401
-from mutual_mm import active_config, get_active_config, set_active_config
+from mutual_mm import model_at_width, get_model_width, set_model_width
 from mutual_mm.models import SlimMobileNetV2, SlimResNet
 from mutual_mm.ops import WidthGrid, export_static
 from mutual_mm.utils import build_model, load_config
@@ -138,7 +138,7 @@ def test_mask_rcnn_with_only_the_backbone_swapped():
     stock_losses, stock_total = loss_of(stock, packed)
     totals = {}
     for width in (1.0, 0.6, 0.25):
-        set_active_config(slim, width)
+        set_model_width(slim, width)
         slim.zero_grad()
         torch.manual_seed(3)
         losses, total = loss_of(slim, packed)
@@ -155,26 +155,26 @@ def test_mask_rcnn_with_only_the_backbone_swapped():
 
 def test_configuration_api_and_its_errors():
     model = _mask_rcnn('SlimResNet')
-    assert get_active_config(model) == {'width': 1.0}
-    with active_config(model, 0.5):
-        assert get_active_config(model) == {'width': 0.5}
-    assert get_active_config(model) == {'width': 1.0}
+    assert get_model_width(model) == 1.0
+    with model_at_width(model, 0.5):
+        assert get_model_width(model) == 0.5
+    assert get_model_width(model) == 1.0
     with pytest.raises(RuntimeError):
-        with active_config(model, 0.7):
+        with model_at_width(model, 0.7):
             raise RuntimeError
-    assert get_active_config(model) == {'width': 1.0}
+    assert get_model_width(model) == 1.0
 
     grid = WidthGrid((0.25, 1.0), step=0.05)
     with pytest.raises(ValueError, match=r'0\.33.*0\.25.*1\.0'):
-        set_active_config(model, 0.33, grid=grid)
+        set_model_width(model, 0.33, grid=grid)
     with pytest.raises(ValueError, match=r'1\.2'):
-        set_active_config(model, 1.2)
+        set_model_width(model, 1.2)
     with pytest.raises(ValueError, match='got 0'):
-        set_active_config(model, 0)
-    assert get_active_config(model) == {'width': 1.0}
+        set_model_width(model, 0)
+    assert get_model_width(model) == 1.0
 
     with pytest.raises(TypeError, match='MaskRCNN has ResNet where a slimmable'):
-        set_active_config(_mask_rcnn('ResNet'), 0.5)
+        set_model_width(_mask_rcnn('ResNet'), 0.5)
 
 
 def test_unsupported_backbone_options_are_refused():

@@ -8,7 +8,8 @@ from mmengine.runner import Runner
 from torch import nn
 
 import mutual_mm  # noqa: F401
-from mutual_mm.deploy import SubnetConfig, calibrate_bn, trained_configs
+from mutual_mm.deploy import Subnet, calibrate_bn, trained_subnets
+from mutual_mm.hosts import HOSTS, HostAdapter
 from mutual_mm.models.backbones.base import SlimBackboneMixin
 
 
@@ -35,6 +36,16 @@ class _TinyModel(BaseModel):
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
         return self.backbone(inputs)
+
+
+@HOSTS.register_module()
+class _TinyHost(HostAdapter):
+    """A family of its own: a new family is one adapter."""
+    host_types = (_TinyModel, )
+    feature_part = ()  # no extract_feat: calibration runs the tensor forward
+
+    def scores(self, inputs, data_samples=None):
+        return self.model(inputs)
 
 
 def test_statistics_equal_the_exact_batch_statistics():
@@ -136,13 +147,13 @@ def test_too_few_batches_and_bad_counts_are_refused():
 
 def test_trained_configurations_come_from_the_config(trained):
     cfg, _, _ = trained
-    configs = trained_configs(cfg)
+    configs = trained_subnets(cfg)
     assert len(configs) == 11 * 3 * 3  # widths 0.5..1.0 step 0.05 x 3 sizes x 3 frames
-    assert configs[0] == SubnetConfig(0.5, 48, 4)
+    assert configs[0] == Subnet(0.5, 48, 4)
 
 
 def _test_at(cfg, checkpoint, work_dir, **config):
-    """`mim test` at a configuration: the checkpoint, a CalibratedConfigHook; also
+    """`mim test` at a configuration: the checkpoint, a CalibratedSubnetHook; also
     returns the prediction scores of every test sample."""
     from mmengine.hooks import Hook
     scores = []
@@ -153,7 +164,7 @@ def _test_at(cfg, checkpoint, work_dir, **config):
             scores.extend(o.pred_score.clone() for o in outputs)
 
     cfg = copy.deepcopy(cfg)
-    cfg.custom_hooks = [dict(type='CalibratedConfigHook', **config)]
+    cfg.custom_hooks = [dict(type='CalibratedSubnetHook', **config)]
     cfg.load_from = checkpoint
     cfg.work_dir = str(work_dir)
     runner = Runner.from_cfg(cfg)
@@ -163,8 +174,8 @@ def _test_at(cfg, checkpoint, work_dir, **config):
 
 
 def test_testing_a_calibrated_configuration_equals_calibrating_in_place(trained):
-    from mutual_mm import set_active_config
-    from mutual_mm.deploy import set_pipeline_config
+    from mutual_mm import set_model_width
+    from mutual_mm.datasets.pipeline_views import set_pipeline_view
     from mutual_mm.deploy.calibrate_checkpoint import calibration_dataloader_cfg
     from tools.calibrate_bn import main
     cfg, checkpoint, tmp = trained
@@ -175,7 +186,7 @@ def test_testing_a_calibrated_configuration_equals_calibrating_in_place(trained)
           '--resolutions', '48', '32', '--frames', '4', '2', '--num-batches', '2'])
     calibrated = torch.load(out)
     assert sorted(calibrated['bn_calibration']) == sorted(
-        SubnetConfig(w, s, f).key for w in (1.0, 0.5) for s in (48, 32) for f in (4, 2))
+        Subnet(w, s, f).key for w in (1.0, 0.5) for s in (48, 32) for f in (4, 2))
     original = torch.load(checkpoint)  # trained weights and statistics untouched
     for key, value in original['state_dict'].items():
         assert torch.equal(calibrated['state_dict'][key], value), key
@@ -190,11 +201,11 @@ def test_testing_a_calibrated_configuration_equals_calibrating_in_place(trained)
     here.load_checkpoint(checkpoint)
     model = here.model
     calib = Runner.build_dataloader(calibration_dataloader_cfg(cfg), seed=0)
-    set_pipeline_config(calib.dataset, 32, 2)
+    set_pipeline_view(calib.dataset, 32, 2)
     calibrate_bn(model, iter(calib), num_batches=2, width=0.5)
-    set_active_config(model, 0.5)
+    set_model_width(model, 0.5)
     test = Runner.build_dataloader(copy.deepcopy(cfg.test_dataloader), seed=0)
-    set_pipeline_config(test.dataset, 32, 2)
+    set_pipeline_view(test.dataset, 32, 2)
     model.eval()
     with torch.no_grad():
         here_scores = torch.stack([o.pred_score for batch in test
@@ -220,7 +231,6 @@ def test_detector_calibration_runs_only_the_feature_extractor(tmp_path, monkeypa
     RoI heads: the statistics equal those of the whole tensor forward."""
     from mmengine.dataset import pseudo_collate
 
-    from mutual_mm.deploy import bn_calibration
     from mutual_mm.engine import split_views
     from .helpers import det_train_cfg
     cfg = det_train_cfg(tmp_path / 'w', tmp_path / 'd')
@@ -231,12 +241,13 @@ def test_detector_calibration_runs_only_the_feature_extractor(tmp_path, monkeypa
     model = runner.model
     dataset = runner.train_dataloader.dataset
     batches = split_views(pseudo_collate([dataset[0], dataset[1]]), 1)
-    assert bn_calibration._all_norms_in_features(model)
+    from mutual_mm.hosts import DetectorHost, host_of
+    assert host_of(model)._norms_only_in_features()
     calls = []
     model.roi_head.bbox_roi_extractor.register_forward_pre_hook(lambda *a: calls.append(1))
     fast = calibrate_bn(model, batches, 1, width=0.5)
     assert not calls  # the heads did not run
-    monkeypatch.setattr(bn_calibration, '_all_norms_in_features', lambda m: False)
+    monkeypatch.setattr(DetectorHost, '_norms_only_in_features', lambda self: False)
     full = calibrate_bn(model, batches, 1, width=0.5)
     assert calls and fast.keys() == full.keys() and fast
     for name, (mean, var) in full.items():

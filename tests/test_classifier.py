@@ -70,15 +70,15 @@ def test_loss_is_cross_entropy_of_the_head_logits(smoothing):
 
 def test_slimmed_classifier_and_deploy_tools():
     from mutual_mm.deploy import calibrate_bn, measure_complexity
-    from mutual_mm.engine.hooks.mutual_learning_hook import classification_head
+    from mutual_mm.hosts import host_of
     init_default_scope('mmengine')
     model = MODELS.build(tiny_classifier())
-    assert classification_head(model) is model.head  # KL distillation target
+    assert host_of(model).logits_head() is model.head  # KL distillation target
     batch = dict(inputs=[torch.randint(0, 256, (3, 40, 40), dtype=torch.uint8)] * 2,
                  data_samples=samples([1, 2]))
     flops = {}
     for width in (1.0, 0.5):
-        mutual_mm.set_active_config(model, width)
+        mutual_mm.set_model_width(model, width)
         assert model(torch.rand(2, 3, 40, 40)).shape == (2, 5)
         flops[width] = measure_complexity(model, batch)[0]
     assert flops[0.5] < 0.5 * flops[1.0]

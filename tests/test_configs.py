@@ -18,7 +18,8 @@ COCO = ['mask-rcnn_slim-r50_fpn_mutualnet-2x_coco.py',
         'mask-rcnn_slim-mbv2_fpn_mutualnet-2x_coco.py']
 KINETICS = ['slowonly_slim-r50_mutualnet-8x8x1-256e_kinetics400-rgb.py',
             'slowfast_slim-r50_mutualnet-4x16x1-256e_kinetics400-rgb.py',
-            'x3d-m_slim_mutualnet-16x5x1-300e_kinetics400-rgb.py']
+            'x3d-m_slim_mutualnet-16x5x1-300e_kinetics400-rgb.py',
+            'tsn_slim-r50_mutualnet-1x1x3-100e_kinetics400-rgb.py']
 CASES = ([('mask_rcnn', name, 'coco') for name in COCO]
          + [('kinetics', name, 'kinetics') for name in KINETICS])
 

@@ -25,7 +25,7 @@ def test_demo_quick_runs_the_whole_workflow(tmp_path):
         assert summary[name]['metric'] == metric
         assert all(0 <= r.metric <= 1 for r in rows)
         full = max(rows, key=lambda r: r.flops)
-        assert full.config.width == 1.0
+        assert full.subnet.width == 1.0
         assert summary[name]['full']['flops'] == full.flops
         assert min(r.flops for r in rows) < 0.25 * full.flops
         assert (runs / name / 'table.png').stat().st_size > 10_000

@@ -39,7 +39,7 @@ def test_exported_subnet_equals_the_calibrated_dynamic_model(trained, tmp_path):
                                    '--out-dir', str(tmp_path / 'subnet')])
 
     dynamic_cfg = copy.deepcopy(cfg)
-    dynamic_cfg.custom_hooks = [dict(type='CalibratedConfigHook', width=0.5, scale=32,
+    dynamic_cfg.custom_hooks = [dict(type='CalibratedSubnetHook', width=0.5, scale=32,
                                      frames=2)]
     _, dynamic = _test_scores(dynamic_cfg, load_from=calibrated,
                               work_dir=str(tmp_path / 'dyn'))

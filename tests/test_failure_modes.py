@@ -195,7 +195,7 @@ def test_what_was_trained_travels_with_the_checkpoint_and_bounds_deployment(trai
     """The hook records its widths, views and distillation; calibration, testing at
     a configuration, the lookup table and export refuse anything outside them
     unless explicitly allowed (then the table marks it)."""
-    from mutual_mm.deploy import (CalibratedConfigHook, SubnetConfig, build_lookup_table,
+    from mutual_mm.deploy import (CalibratedSubnetHook, Subnet, build_lookup_table,
                                   calibrate_checkpoint, load_table, save_table)
     from mutual_mm.engine.trained_space import TrainedSpace
     from tools.export_subnet import export
@@ -206,17 +206,17 @@ def test_what_was_trained_travels_with_the_checkpoint_and_bounds_deployment(trai
 
     out = str(tmp / 'untrained.pth')
     trained_on = r'trained on widths 0\.5\.\.1, scales \[48, 40, 32\], frames \[4, 3, 2\]'
-    for config, why in ((SubnetConfig(0.25, 48, 4), 'width 0.25 is outside 0.5..1'),
-                        (SubnetConfig(0.5, 24, 4), 'input size 24 is outside'),
-                        (SubnetConfig(0.75, 40, 6), '6 frames is outside')):
+    for config, why in ((Subnet(0.25, 48, 4), 'width 0.25 is outside 0.5..1'),
+                        (Subnet(0.5, 24, 4), 'input size 24 is outside'),
+                        (Subnet(0.75, 40, 6), '6 frames is outside')):
         with pytest.raises(ValueError, match=rf'{config.key}: {why}.*{trained_on}.*'
                            r'--allow-untrained'):
             calibrate_checkpoint(cfg, checkpoint, out, [config], 1)
-    inside = SubnetConfig(0.75, 36, 3)  # between trained values: what MutualNet interpolates
-    outside = SubnetConfig(0.25, 48, 4)
+    inside = Subnet(0.75, 36, 3)  # between trained values: what MutualNet interpolates
+    outside = Subnet(0.25, 48, 4)
     calibrate_checkpoint(cfg, checkpoint, out, [outside, inside], 1, allow_untrained=True)
 
-    hook = CalibratedConfigHook(width=0.25, scale=48, frames=4)
+    hook = CalibratedSubnetHook(width=0.25, scale=48, frames=4)
     hook.after_load_checkpoint(None, torch.load(out, weights_only=True))
     class NoRunner:  # refused before the runner is touched
         test_dataloader = model = None

@@ -32,7 +32,7 @@ def test_mask_rcnn_trains_with_the_hook_and_logs_every_member(tmp_path):
     assert runner.iter == 2
     # the stock train step is back, the model is at full width
     assert 'train_step' not in runner.model.__dict__
-    assert mutual_mm.get_active_config(runner.model) == {'width': 1.0}
+    assert mutual_mm.get_model_width(runner.model) == 1.0
 
 
 def test_slowonly_recognizer_trains_with_kl_and_video_views(tmp_path):

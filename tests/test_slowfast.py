@@ -87,7 +87,7 @@ def _recognizer():
 
 def test_head_classifier_reads_fast_columns_first():
     model = _recognizer().eval()
-    mutual_mm.set_active_config(model, 0.63)
+    mutual_mm.set_model_width(model, 0.63)
     fc = model.cls_head.fc_cls
     seen = {}
     fc.register_forward_hook(lambda m, a, o: seen.update(x=a[0], y=o))
@@ -106,7 +106,7 @@ def test_head_classifier_reads_fast_columns_first():
 ])
 def test_forward_backward_at_paper_configurations(width, view, slow_shape):
     model = _recognizer().train()
-    mutual_mm.set_active_config(model, width)
+    mutual_mm.set_model_width(model, width)
     model.backbone.set_input_view(view)
     seen = {}
     model.backbone.slow_path.conv1.conv.register_forward_hook(

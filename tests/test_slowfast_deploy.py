@@ -11,8 +11,8 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 import mutual_mm  # noqa: F401
-from mutual_mm.deploy import (SubnetConfig, apply_config, build_lookup_table,
-                              calibrate_bn, calibrate_checkpoint, trained_configs)
+from mutual_mm.deploy import (Subnet, apply_subnet, build_lookup_table,
+                              calibrate_bn, calibrate_checkpoint, trained_subnets)
 from mutual_mm.deploy.calibrate_checkpoint import calibration_dataloader_cfg
 from mutual_mm.models import SlimResNet3dSlowFast
 from mutual_mm.ops import active_channels
@@ -91,23 +91,23 @@ def test_apply_config_sets_slowfast_in_the_backbone_slowonly_on_the_pipeline(bac
     from mutual_mm.models import SlimResNet3dSlowOnly
     dataset = _pipeline_dataset()
     sampler, resize = dataset.pipeline.transforms
-    apply_config(backbone, dataset, SubnetConfig(0.63, 30, 1))
+    apply_subnet(backbone, dataset, Subnet(0.63, 30, 1))
     assert (sampler.clip_len, sampler.frame_interval, resize.scale) == (8, 2, (48, 48))
     assert backbone.slow_input == (30, 1) and backbone.width == 0.63
-    apply_config(backbone, None, SubnetConfig(1.0))
+    apply_subnet(backbone, None, Subnet(1.0))
     assert backbone.slow_input is None and backbone.width == 1.0
     with pytest.raises(ValueError, match='short side'):
-        apply_config(backbone, None, SubnetConfig(1.0, (48, 32)))
+        apply_subnet(backbone, None, Subnet(1.0, (48, 32)))
 
     slowonly = SlimResNet3dSlowOnly()
-    apply_config(slowonly, dataset, SubnetConfig(0.5, 32, 4))
+    apply_subnet(slowonly, dataset, Subnet(0.5, 32, 4))
     assert (sampler.clip_len, sampler.frame_interval, resize.scale) == (4, 4, (32, 32))
     assert slowonly.width == 0.5
 
 
-def test_trained_configs_of_the_slowfast_config():
+def test_trained_subnets_of_the_slowfast_config():
     cfg = load_config(SLOWFAST_CFG)
-    configs = trained_configs(cfg)
+    configs = trained_subnets(cfg)
     widths = sorted({c.width for c in configs})
     assert widths[0] == 0.63 and widths[-1] == 1.0 and len(widths) == 9
     # 224 px (the train Resize) x {1, 178/224, 142/224}; Slow frames 32 // 8 = 4 x
@@ -115,9 +115,9 @@ def test_trained_configs_of_the_slowfast_config():
     assert sorted({(c.scale, c.frames) for c in configs}) == \
         sorted((s, f) for s in (224, 178, 142) for f in (4, 3, 2))
     assert len(configs) == 9 * 3 * 3
-    assert configs[0] == SubnetConfig(0.63, 224, 4)
+    assert configs[0] == Subnet(0.63, 224, 4)
     # given values win; the rest still comes from the backbone
-    assert {(c.scale, c.frames) for c in trained_configs(cfg, [1.0], scales=[160])} == \
+    assert {(c.scale, c.frames) for c in trained_subnets(cfg, [1.0], scales=[160])} == \
         {(160, 4), (160, 3), (160, 2)}
 
     for split in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
@@ -129,8 +129,8 @@ def test_trained_configs_of_the_slowfast_config():
             if t['type'] == 'Resize':
                 t['scale'] = 1.5  # a factor: the output size is open
     with pytest.raises(ValueError, match='--resolutions'):
-        trained_configs(cfg)
-    assert len(trained_configs(cfg, [1.0], scales=[224])) == 3  # frames still known
+        trained_subnets(cfg)
+    assert len(trained_subnets(cfg, [1.0], scales=[224])) == 3  # frames still known
 
 
 # ------------------------------------------------ end to end on a tiny SlowFast
@@ -160,8 +160,8 @@ def _tiny_slowfast_cfg(work_dir, data_root):
     return cfg
 
 
-REDUCED = SubnetConfig(0.63, 20, 1)
-FULL = SubnetConfig(1.0, 32, 2)
+REDUCED = Subnet(0.63, 20, 1)
+FULL = Subnet(1.0, 32, 2)
 
 
 @pytest.fixture(scope='module')
@@ -179,7 +179,7 @@ def calibrated(tmp_path_factory):
 
 
 def _test_at(cfg, checkpoint, work_dir, **config):
-    """`mim test` with a CalibratedConfigHook: scores, pathway inputs, runner."""
+    """`mim test` with a CalibratedSubnetHook: scores, pathway inputs, runner."""
     scores = []
 
     class KeepScores(Hook):
@@ -188,7 +188,7 @@ def _test_at(cfg, checkpoint, work_dir, **config):
             scores.extend(o.pred_score.clone() for o in outputs)
 
     cfg = copy.deepcopy(cfg)
-    cfg.custom_hooks = [dict(type='CalibratedConfigHook', **config)] if config else []
+    cfg.custom_hooks = [dict(type='CalibratedSubnetHook', **config)] if config else []
     cfg.load_from = checkpoint
     cfg.work_dir = str(work_dir)
     runner = Runner.from_cfg(cfg)
@@ -207,7 +207,7 @@ def dynamic(calibrated):
 
 def test_calibrated_configuration_runs_a_reduced_slow_and_the_whole_fast(calibrated,
                                                                          dynamic):
-    from mutual_mm import set_active_config
+    from mutual_mm import set_model_width
     cfg, checkpoint, _, calibration, _ = calibrated
     assert sorted(calibration) == ['w0.63_s20_f1', 'w1_s32_f2']
     scores, seen, runner = dynamic
@@ -228,7 +228,7 @@ def test_calibrated_configuration_runs_a_reduced_slow_and_the_whole_fast(calibra
     model.backbone.set_slow_input(20, 1)
     calib = Runner.build_dataloader(calibration_dataloader_cfg(cfg), seed=0)
     calibrate_bn(model, iter(calib), num_batches=1, width=0.63)
-    set_active_config(model, 0.63)
+    set_model_width(model, 0.63)
     test = Runner.build_dataloader(copy.deepcopy(cfg.test_dataloader), seed=0)
     model.eval()
     with torch.no_grad():
@@ -254,7 +254,7 @@ def test_lookup_table_rows(calibrated):
     cfg = copy.deepcopy(cfg)
     cfg.work_dir = str(tmp / 'lut')
     rows, metric = build_lookup_table(cfg, out, [FULL, REDUCED], num_batches=1)
-    assert [r.config for r in rows] == [FULL, REDUCED]
+    assert [r.subnet for r in rows] == [FULL, REDUCED]
     assert rows[0].flops > rows[1].flops > 0
     assert rows[0].params > rows[1].params  # the Slow pathway's width
     assert metric == 'acc/top1' and all(0 <= r.metric <= 1 for r in rows)

@@ -19,7 +19,7 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 import mutual_mm  # noqa: E402,F401
 from mutual_mm.deploy import (build_lookup_table, pareto_frontier, plot_table,  # noqa: E402
-                              save_table, select_config, trained_configs)
+                              save_table, select_subnet, trained_subnets)
 from mutual_mm.utils import load_config, parse_resolution  # noqa: E402
 
 
@@ -37,7 +37,7 @@ def format_rows(rows, metric):
     lines = [f'{"configuration":<24}{"GFLOPs":>10}{"Mparams":>10}{metric:>18}']
     for r in rows:
         lat = f'{r.latency_ms:9.2f} ms' if r.latency_ms is not None else ''
-        lines.append(f'{r.config.key:<24}{r.flops / 1e9:>10.3f}{r.params / 1e6:>10.2f}'
+        lines.append(f'{r.subnet.key:<24}{r.flops / 1e9:>10.3f}{r.params / 1e6:>10.2f}'
                      f'{r.metric:>18.4f} {lat}')
     return '\n'.join(lines)
 
@@ -69,8 +69,8 @@ def main(argv=None):
     os.makedirs(args.out_dir, exist_ok=True)
     cfg = load_config(args.config)
     cfg.work_dir = osp.join(args.out_dir, 'work')
-    configs = trained_configs(cfg, args.widths, args.resolutions, args.frames)
-    rows, metric = build_lookup_table(cfg, args.checkpoint, configs, args.metric,
+    subnets = trained_subnets(cfg, args.widths, args.resolutions, args.frames)
+    rows, metric = build_lookup_table(cfg, args.checkpoint, subnets, args.metric,
                                       args.latency, args.num_batches,
                                       flops_scope=args.flops_scope,
                                       allow_untrained=args.allow_untrained)
@@ -82,8 +82,8 @@ def main(argv=None):
     print(format_rows(pareto_frontier(rows), metric))
     for budget in args.budgets:
         try:
-            best = select_config(rows, max_flops=budget * 1e9)
-            print(f'budget {budget:g} GFLOPs -> {best.config.key} '
+            best = select_subnet(rows, max_flops=budget * 1e9)
+            print(f'budget {budget:g} GFLOPs -> {best.subnet.key} '
                   f'({best.flops / 1e9:.3f} GFLOPs, {metric} {best.metric:.4f})')
         except ValueError as err:
             print(f'budget {budget:g} GFLOPs -> {err}')

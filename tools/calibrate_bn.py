@@ -7,7 +7,7 @@
 Defaults: every trained configuration (the MutualLearningHook's width grid x the
 MultiResolution scales [x frames] of CONFIG; for SlowFast, whose backbone makes
 the Slow pathway's views, their Slow input sizes x Slow frame counts). Then test
-any of them with ``mim test ... --cfg-options`` and a ``CalibratedConfigHook``
+any of them with ``mim test ... --cfg-options`` and a ``CalibratedSubnetHook``
 (see the README).
 """
 import argparse
@@ -16,7 +16,7 @@ import warnings
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 import mutual_mm  # noqa: E402,F401
-from mutual_mm.deploy import calibrate_checkpoint, trained_configs  # noqa: E402
+from mutual_mm.deploy import calibrate_checkpoint, trained_subnets  # noqa: E402
 from mutual_mm.utils import load_config, parse_resolution  # noqa: E402
 
 
@@ -39,11 +39,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     cfg = load_config(args.config)
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or args.out + '.work'
-    configs = trained_configs(cfg, args.widths, args.resolutions, args.frames)
-    calibration = calibrate_checkpoint(cfg, args.checkpoint, args.out, configs,
+    subnets = trained_subnets(cfg, args.widths, args.resolutions, args.frames)
+    calibration = calibrate_checkpoint(cfg, args.checkpoint, args.out, subnets,
                                        args.num_batches, args.batch_size,
                                        args.allow_untrained)
-    print(f'\ncalibrated {len(configs)} configurations '
+    print(f'\ncalibrated {len(subnets)} configurations '
           f'({len(calibration)} in the checkpoint) -> {args.out}')
 
 

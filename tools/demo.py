@@ -88,13 +88,13 @@ def calibrate_and_tabulate(demo: dict, checkpoint: str, out_dir: str, options: d
                            num_batches: int):
     """BN calibration per configuration, then the lookup table and its plot."""
     from mutual_mm.deploy import (build_lookup_table, calibrate_checkpoint, plot_table,
-                                  save_table, trained_configs)
+                                  save_table, trained_subnets)
     from mutual_mm.utils import load_config
     cfg = load_config(demo['config'])
     cfg.merge_from_dict(options)
     cfg.work_dir = osp.join(out_dir, 'work')
     cfg.log_level = 'WARNING'
-    configs = trained_configs(cfg, widths=demo['widths'])
+    configs = trained_subnets(cfg, widths=demo['widths'])
     calibrated = osp.join(out_dir, 'calibrated.pth')
     print(f'calibrating BN for {len(configs)} configurations '
           f'({len(demo["widths"])} widths x the trained resolutions)')
@@ -114,23 +114,23 @@ def calibrate_and_tabulate(demo: dict, checkpoint: str, out_dir: str, options: d
 
 def report(demo: dict, rows, metric: str) -> dict:
     """Print the Pareto frontier and the picks for two budgets; return a summary."""
-    from mutual_mm.deploy import pareto_frontier, select_config
+    from mutual_mm.deploy import pareto_frontier, select_subnet
     full = max(rows, key=lambda r: r.flops)
     smallest = min(rows, key=lambda r: r.flops)
     print(f'\n{demo["name"]}: Pareto frontier ({metric}; best configuration per budget; '
           f'FLOPs of the {"backbone + neck" if demo["flops_scope"] == "features" else "model"})')
     print(f'  {"configuration":<22}{"MFLOPs":>10}{"x full":>9}{metric:>16}')
     for r in pareto_frontier(rows):
-        print(f'  {r.config.key:<22}{r.flops / 1e6:>10.1f}{r.flops / full.flops:>9.2f}'
+        print(f'  {r.subnet.key:<22}{r.flops / 1e6:>10.1f}{r.flops / full.flops:>9.2f}'
               f'{r.metric:>16.4f}')
     picks = {}
     for fraction in (0.5, 0.25):
         budget = fraction * full.flops
         try:
-            best = select_config(rows, max_flops=budget)
+            best = select_subnet(rows, max_flops=budget)
             picks[fraction] = best
             print(f'  budget {fraction:.0%} of the full FLOPs ({budget / 1e6:.1f} MFLOPs) -> '
-                  f'{best.config.key}: {metric} {best.metric:.4f} at {best.flops / 1e6:.1f} MFLOPs')
+                  f'{best.subnet.key}: {metric} {best.metric:.4f} at {best.flops / 1e6:.1f} MFLOPs')
         except ValueError as err:
             print(f'  budget {fraction:.0%}: {err}')
     return dict(full=full.as_dict(), smallest=smallest.as_dict(),

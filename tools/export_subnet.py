@@ -22,17 +22,17 @@ import torch  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import mutual_mm  # noqa: E402,F401
-from mutual_mm.deploy import (CALIBRATION_KEY, SubnetConfig, apply_bn_stats,  # noqa: E402
-                              apply_config)
+from mutual_mm.deploy import CALIBRATION_KEY, Subnet, apply_subnet  # noqa: E402
+from mutual_mm.deploy.calibrated_subnet_hook import apply_calibrated_stats  # noqa: E402
 from mutual_mm.deploy.export import export_subnet  # noqa: E402
 from mutual_mm.engine.trained_space import TrainedSpace, check_trained  # noqa: E402
-from mutual_mm.deploy.pipeline_config import apply_config_cfg  # noqa: E402
+from mutual_mm.deploy import apply_subnet_to_cfg  # noqa: E402
 from mutual_mm.utils import load_config, parse_resolution  # noqa: E402
 
-TRAIN_ONLY_HOOKS = ('MutualLearningHook', 'CalibratedConfigHook')
+TRAIN_ONLY_HOOKS = ('MutualLearningHook', 'CalibratedSubnetHook')
 
 
-def export(cfg, checkpoint: str, config: SubnetConfig, out_dir: str,
+def export(cfg, checkpoint: str, subnet: Subnet, out_dir: str,
            allow_untrained: bool = False):
     os.makedirs(out_dir, exist_ok=True)
     cfg = copy.deepcopy(cfg)
@@ -40,25 +40,19 @@ def export(cfg, checkpoint: str, config: SubnetConfig, out_dir: str,
     cfg.load_from = None
     runner = Runner.from_cfg(copy.deepcopy(cfg))
     ckpt = runner.load_checkpoint(checkpoint, map_location='cpu')
-    check_trained([config], TrainedSpace.from_checkpoint(ckpt), allow_untrained)
-    calibration = ckpt.get(CALIBRATION_KEY) or {}
-    if config.key in calibration:
-        apply_bn_stats(runner.model, calibration[config.key]['stats'])
-    elif config != SubnetConfig(1.0):
-        raise KeyError(f'no calibrated BN statistics for {config.key} in {checkpoint}; '
-                       f'calibrated: {sorted(calibration) or "none"}. Run '
-                       'tools/calibrate_bn.py first')
+    check_trained([subnet], TrainedSpace.from_checkpoint(ckpt), allow_untrained)
+    apply_calibrated_stats(runner.model, ckpt.get(CALIBRATION_KEY), subnet, checkpoint)
     loader = Runner.build_dataloader(copy.deepcopy(cfg.test_dataloader), seed=0)
-    apply_config(runner.model, loader.dataset, config)
+    apply_subnet(runner.model, loader.dataset, subnet)
     inputs = runner.model.data_preprocessor(next(iter(loader)), False)['inputs']
     input_shape = (1, ) + tuple(inputs.shape[1:])
-    static = export_subnet(runner.model, config.width, input_shape)
+    static = export_subnet(runner.model, subnet.width, input_shape)
 
     weights = osp.join(out_dir, 'subnet.pth')
     torch.save(dict(state_dict=static.state_dict(),
-                    meta=dict(subnet=config.as_dict(), source=checkpoint)), weights)
-    apply_config_cfg(cfg, config)  # the test pipeline, or SlowFast's slow_input
-    cfg.model = dict(type='MutualStaticSubnet', model=cfg.model, width=config.width,
+                    meta=dict(subnet=subnet.as_dict(), source=checkpoint)), weights)
+    apply_subnet_to_cfg(cfg, subnet)  # the test pipeline, or SlowFast's slow_input
+    cfg.model = dict(type='MutualStaticSubnet', model=cfg.model, width=subnet.width,
                      input_shape=list(input_shape))
     cfg.custom_hooks = [h for h in cfg.get('custom_hooks', [])
                         if h.get('type') not in TRAIN_ONLY_HOOKS]
@@ -83,11 +77,11 @@ def main(argv=None):
                         '(logged); refused otherwise')
     args = parser.parse_args(argv)
     cfg = load_config(args.config)
-    config = SubnetConfig(args.width, args.resolution, args.frames)
-    weights, config_path, static = export(cfg, args.checkpoint, config, args.out_dir,
+    subnet = Subnet(args.width, args.resolution, args.frames)
+    weights, config_path, static = export(cfg, args.checkpoint, subnet, args.out_dir,
                                           args.allow_untrained)
     params = sum(p.numel() for p in static.parameters())
-    print(f'exported {config.key}: {params / 1e6:.2f} M parameters\n'
+    print(f'exported {subnet.key}: {params / 1e6:.2f} M parameters\n'
           f'  weights: {weights}\n  config:  {config_path}')
     return weights, config_path
 

@@ -76,10 +76,10 @@ def best_within(run: dict, max_mflops: float, full_res_only: bool = False) -> Op
 def frontier(rows: List[dict]) -> List[dict]:
     """The package's Pareto frontier (cheapest first, each more accurate than
     every cheaper row) of the study's rows."""
-    from mutual_mm.deploy import SubnetConfig, TableRow, pareto_frontier
-    table = [TableRow(SubnetConfig(r['width'], r['resolution']), r['mflops'], 0.0, r['top1'])
+    from mutual_mm.deploy import Subnet, TableRow, pareto_frontier
+    table = [TableRow(Subnet(r['width'], r['resolution']), r['mflops'], 0.0, r['top1'])
              for r in rows]
-    keep = {(t.config.width, t.config.scale) for t in pareto_frontier(table)}
+    keep = {(t.subnet.width, t.subnet.scale) for t in pareto_frontier(table)}
     return sorted((r for r in rows if (r['width'], r['resolution']) in keep),
                   key=lambda r: r['mflops'])
 

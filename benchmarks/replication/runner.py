@@ -3,7 +3,7 @@
 Every run goes through the package's own parts: ``MutualImageClassifier`` in a
 real mmengine ``Runner`` with ``MutualLearningHook`` and ``MultiResolution``,
 then ``build_lookup_table`` (BN calibration per configuration, the
-``CalibratedConfigHook`` test loop, mmengine's ``FlopAnalyzer``).
+``CalibratedSubnetHook`` test loop, mmengine's ``FlopAnalyzer``).
 
 What survives an interruption: a run's result is one JSON file in the results
 folder, written when its evaluation is done (a run with a result is never run
@@ -28,7 +28,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
 import mutual_mm
-from mutual_mm.deploy import SubnetConfig, build_lookup_table
+from mutual_mm.deploy import Subnet, build_lookup_table
 from mmengine.model import ImgDataPreprocessor
 from mutual_mm.models import SlimMobileNetV1
 from mutual_mm.registry import MODELS
@@ -266,9 +266,9 @@ def evaluate(spec: RunSpec, s: Settings, checkpoint: str, configs, calib_batches
     init_default_scope('mmengine')
     start = time.perf_counter()
     rows, _ = build_lookup_table(cfg, checkpoint,
-                                 [SubnetConfig(w, r) for w, r in configs], METRIC,
+                                 [Subnet(w, r) for w, r in configs], METRIC,
                                  num_batches=calib_batches)
-    return ([dict(width=r.config.width, resolution=r.config.scale, mflops=r.flops / 1e6,
+    return ([dict(width=r.subnet.width, resolution=r.subnet.scale, mflops=r.flops / 1e6,
                   params_k=r.params / 1e3, top1=r.metric) for r in rows],
             round(time.perf_counter() - start, 1))
 

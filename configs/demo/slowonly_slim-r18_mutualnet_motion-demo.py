@@ -60,5 +60,5 @@ auto_scale_lr = dict(enable=False)
 
 custom_hooks = [
     dict(type='MutualLearningHook', width_range=(0.25, 1.0), num_random=2, distill='kl'),
-    dict(type='CalibratedConfigHook'),
+    dict(type='CalibratedSubnetHook'),
 ]

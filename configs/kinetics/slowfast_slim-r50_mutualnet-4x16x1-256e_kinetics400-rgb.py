@@ -15,5 +15,5 @@ model = dict(backbone=dict(
 # pipeline (32 frames at 224 px for the Fast pathway) stays as it is.
 custom_hooks = [
     dict(type='MutualLearningHook', width_range=(0.63, 1.0), num_random=2, distill='kl'),
-    dict(type='CalibratedConfigHook'),  # val/test width (full network by default)
+    dict(type='CalibratedSubnetHook'),  # val/test width (full network by default)
 ]

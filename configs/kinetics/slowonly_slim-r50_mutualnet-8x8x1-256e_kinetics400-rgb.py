@@ -25,8 +25,8 @@ train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 
 custom_hooks = [
     dict(type='MutualLearningHook', width_range=(0.63, 1.0), num_random=2, distill='kl'),
-    # val/test at one (width, size, frames) with its calibrated BN statistics;
-    # default: the full network. Another one without editing this file:
-    #   --cfg-options custom_hooks.1.width=0.8 custom_hooks.1.scale=178 custom_hooks.1.frames=5
-    dict(type='CalibratedConfigHook'),
+    # val/test at one subnet (width, size, frames) with its calibrated BN
+    # statistics; default: the full network. Another one without editing this file:
+    #   --cfg-options subnet.width=0.8 subnet.scale=178 subnet.frames=5
+    dict(type='CalibratedSubnetHook'),
 ]

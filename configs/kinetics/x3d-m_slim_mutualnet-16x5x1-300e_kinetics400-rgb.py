@@ -62,6 +62,6 @@ auto_scale_lr = dict(enable=False, base_batch_size=128)
 
 custom_hooks = [
     dict(type='MutualLearningHook', width_range=(0.63, 1.0), num_random=2, distill='kl'),
-    # e.g. --cfg-options custom_hooks.1.width=0.8 custom_hooks.1.scale=160 custom_hooks.1.frames=9
-    dict(type='CalibratedConfigHook'),
+    # e.g. --cfg-options subnet.width=0.8 subnet.scale=160 subnet.frames=9
+    dict(type='CalibratedSubnetHook'),
 ]

@@ -34,8 +34,8 @@ test_dataloader = val_dataloader
 custom_hooks = [
     # each iteration: full width + min width + 2 random widths, ground-truth losses
     dict(type='MutualLearningHook', width_range=(0.7, 1.0), num_random=2, distill='gt'),
-    # val/test at one (width, scale) with its calibrated BN statistics; default:
-    # the full network. Test another one without editing this file:
-    #   --cfg-options custom_hooks.1.width=0.8 "custom_hooks.1.scale=(1000,360)"
-    dict(type='CalibratedConfigHook'),
+    # val/test at one subnet (width, scale) with its calibrated BN statistics;
+    # default: the full network. Test another one without editing this file:
+    #   --cfg-options subnet.width=0.8 "subnet.scale=(1000,360)"
+    dict(type='CalibratedSubnetHook'),
 ]

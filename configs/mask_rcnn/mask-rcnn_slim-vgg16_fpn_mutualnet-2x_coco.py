@@ -14,5 +14,5 @@ model = dict(
 
 custom_hooks = [
     dict(type='MutualLearningHook', width_range=(0.25, 1.0), num_random=2, distill='gt'),
-    dict(type='CalibratedConfigHook'),
+    dict(type='CalibratedSubnetHook'),
 ]

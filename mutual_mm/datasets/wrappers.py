@@ -1,4 +1,5 @@
-"""Reaching the data sets inside mmengine's dataset wrappers."""
+"""Reaching the data sets inside mmengine's dataset wrappers, built or as
+config dicts."""
 from typing import Iterator
 
 
@@ -15,3 +16,24 @@ def nested_datasets(dataset) -> Iterator:
         if getattr(ds, 'dataset', None) is not None:
             inner.append(ds.dataset)
         stack.extend(reversed(inner))
+
+
+def nested_dataset_cfgs(dataset_cfg) -> Iterator[dict]:
+    """The config-dict twin of :func:`nested_datasets`: a dataset config and
+    every dataset config it wraps (``dataset``, ``datasets``), outermost first."""
+    stack = [dataset_cfg or {}]
+    while stack:
+        node = stack.pop()
+        yield node
+        inner = list(node.get('datasets', []) or [])
+        if node.get('dataset'):
+            inner.append(node['dataset'])
+        stack.extend(reversed(inner))
+
+
+def pipeline_holder(dataset):
+    """The first data set (wrappers unwrapped) that has a pipeline."""
+    for ds in nested_datasets(dataset):
+        if getattr(ds, 'pipeline', None) is not None:
+            return ds
+    raise ValueError(f'{type(dataset).__name__} holds no data set with a pipeline')

@@ -28,7 +28,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmengine.dist import all_reduce, get_world_size, is_distributed
 
-from ..models.slimming import set_active_config, unwrap_model
+from ..hosts import host_of, set_model_width
+from ..models.slimming import unwrap_model
 
 # {bn layer name: (running_mean[:c], running_var[:c])}
 BNStats = Dict[str, Tuple[torch.Tensor, torch.Tensor]]
@@ -59,18 +60,6 @@ def calibration_mode(model: nn.Module):
             bn.momentum = momentum
         for module, training in modes:
             module.training = training
-
-
-def _all_norms_in_features(model: nn.Module) -> bool:
-    """Whether every BN layer sits in the feature extractor (``extract_feat``:
-    backbone + neck). Then calibration runs only that part: the same statistics
-    at a fraction of the cost for detectors, whose tensor forward also runs the
-    RoI heads on every proposal (about 90 % of Mask R-CNN's calibration time)."""
-    if not hasattr(model, 'extract_feat'):
-        return False
-    names = [name for name, _ in batch_norms(model)]
-    parts = tuple(f'{part}.' for part in ('backbone', 'neck') if hasattr(model, part))
-    return bool(parts) and all(name.startswith(parts) for name in names)
 
 
 class _InputMoments:
@@ -122,20 +111,16 @@ def calibrate_bn(model: nn.Module, batches: Iterable[dict], num_batches: int,
     if num_batches <= 0:
         raise ValueError(f'num_batches={num_batches}; valid: a positive int')
     inner = unwrap_model(model)
-    set_active_config(inner, width)
+    set_model_width(inner, width)
     moments = {name: _InputMoments() for name, _ in batch_norms(inner)}
     handles = [bn.register_forward_pre_hook(moments[name])
                for name, bn in batch_norms(inner)]
-    features_only = _all_norms_in_features(inner)
+    host = host_of(inner)
     seen = 0
     try:
         with calibration_mode(inner):
             for batch in islice(batches, num_batches):
-                data = inner.data_preprocessor(batch, False)
-                if features_only:
-                    inner.extract_feat(data['inputs'])
-                else:
-                    inner._run_forward(data, mode='tensor')
+                host.calibration_forward(inner.data_preprocessor(batch, False))
                 seen += 1
     finally:
         for handle in handles:

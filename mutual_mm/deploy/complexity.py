@@ -2,45 +2,31 @@
 counted on the compute really done (sliced layers count their sliced shapes)."""
 import statistics
 import time
-from functools import partial
 from typing import Tuple
 
 import torch
 from mmengine.analysis import FlopAnalyzer
 from torch import nn
 
+from ..hosts import HostForward, host_of
 from ..models.slimming import unwrap_model
 from ..ops import export_static
 
 
-#: what FLOPs count: 'model' = the whole tensor-mode forward; 'features' = the
-#: feature extractor only (``extract_feat``: backbone + neck), the part that
-#: width and resolution act on. A detector's tensor-mode forward runs the RoI
-#: heads on every proposal (the mask head too), far more than inference does
-#: on its few detections, so for detectors 'features' is often the fairer budget.
+#: what FLOPs count: 'model' = the whole tensor-mode forward (the family's
+#: ``scores``); 'features' = the feature extractor only (backbone + neck), the
+#: part that width and resolution act on. A detector's tensor-mode forward runs
+#: the RoI heads on every proposal (the mask head too), far more than inference
+#: does on its few detections, so for detectors 'features' is often the fairer
+#: budget.
 FLOPS_SCOPES = ('model', 'features')
 
 
-class _TensorForward(nn.Module):
-    """The model's tensor-mode forward (no post-processing) as a one-input module,
-    so mmengine's jit-based FlopAnalyzer can trace it (as mmdet's get_flops.py)."""
-
-    def __init__(self, model: nn.Module, data_samples, scope: str = 'model'):
-        super().__init__()
-        self.model = model
-        if scope not in FLOPS_SCOPES:
-            raise ValueError(f'FLOPs scope {scope!r}; valid: {", ".join(FLOPS_SCOPES)}')
-        if scope == 'features':
-            self.forward_fn = model.extract_feat
-        elif hasattr(model, 'cls_head'):  # mmaction recognizers: up to the head
-            self.forward_fn = partial(model._forward, stage='head')
-        else:
-            self.forward_fn = partial(model._forward, data_samples=data_samples) \
-                if 'data_samples' in model._forward.__code__.co_varnames else \
-                partial(model._forward, batch_data_samples=data_samples)
-
-    def forward(self, inputs):
-        return self.forward_fn(inputs)
+def _scope_forward(model: nn.Module, data_samples, scope: str) -> HostForward:
+    if scope not in FLOPS_SCOPES:
+        raise ValueError(f'FLOPs scope {scope!r}; valid: {", ".join(FLOPS_SCOPES)}')
+    return HostForward(host_of(model), 'features' if scope == 'features' else 'scores',
+                       data_samples)
 
 
 def _one_input(model: nn.Module, data_batch: dict):
@@ -61,7 +47,7 @@ def measure_complexity(model: nn.Module, data_batch: dict,
     model.eval()
     try:
         inputs, samples = _one_input(model, data_batch)
-        forward = _TensorForward(model, samples, scope)
+        forward = _scope_forward(model, samples, scope)
         analyzer = FlopAnalyzer(forward, (inputs, ))
         analyzer.unsupported_ops_warnings(False)
         analyzer.uncalled_modules_warnings(False)
@@ -80,7 +66,7 @@ def measure_latency_ms(model: nn.Module, data_batch: dict, repeats: int = 10,
     model = unwrap_model(model)
     model.eval()
     inputs, samples = _one_input(model, data_batch)
-    forward = _TensorForward(model, samples)
+    forward = _scope_forward(model, samples, 'model')
     cuda = inputs.is_cuda
     times = []
     for i in range(warmup + repeats):

@@ -5,23 +5,11 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..models.slimming import prepare_consumers, set_active_config, unwrap_model
+from ..hosts import HostForward, host_of, set_model_width
+from ..models.slimming import unwrap_model
 from ..ops import SlimMixin, export_static
 from ..registry import MODELS
-
-
-class _FeatureForward(nn.Module):
-    """The part of a host model that holds slim layers: backbone + neck
-    (detectors, ``extract_feat``) or backbone + head (recognizers)."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, inputs):
-        if hasattr(self.model, 'cls_head'):
-            return self.model._forward(inputs, stage='head')
-        return self.model.extract_feat(inputs)
+from ..utils import without_pretrained
 
 
 def export_subnet(model: nn.Module, width: float, input_shape: Sequence[int]) -> nn.Module:
@@ -41,10 +29,9 @@ def export_subnet(model: nn.Module, width: float, input_shape: Sequence[int]) ->
     ``tools/export_subnet.py`` writes it).
     """
     model = copy.deepcopy(unwrap_model(model))
-    prepare_consumers(model)
-    set_active_config(model, width)
+    set_model_width(model, width)
     example = torch.zeros(tuple(input_shape), device=next(model.parameters()).device)
-    static = export_static(_FeatureForward(model), example).model
+    static = export_static(HostForward(host_of(model), 'exported'), example).model
     left = [n for n, m in static.named_modules() if isinstance(m, SlimMixin)]
     if left:
         raise RuntimeError(f'export_subnet: layers {left[:5]} did not run on the example '
@@ -59,20 +46,5 @@ def MutualStaticSubnet(model: dict, width: float, input_shape: Sequence[int]):
     width=0.5, input_shape=(1, 3, 8, 224, 224))``. The checkpoint written by
     ``tools/export_subnet.py`` loads into it strictly."""
     from mmengine.registry import MODELS as ROOT
-    model_cfg = copy.deepcopy(model)
-    _drop_init(model_cfg)
-    return export_subnet(ROOT.build(model_cfg), width, input_shape)
-
-
-def _drop_init(cfg) -> None:
-    """The exported weights replace any initialisation; do not fetch any."""
-    if isinstance(cfg, dict):
-        if 'init_cfg' in cfg:
-            cfg['init_cfg'] = None
-        if isinstance(cfg.get('pretrained'), str):
-            cfg['pretrained'] = None
-        for value in cfg.values():
-            _drop_init(value)
-    elif isinstance(cfg, list):
-        for value in cfg:
-            _drop_init(value)
+    # the exported weights replace any initialisation: fetch none
+    return export_subnet(ROOT.build(without_pretrained(model)), width, input_shape)

@@ -6,7 +6,7 @@ import os.path as osp
 from dataclasses import asdict, dataclass
 from typing import List, Optional, Sequence, Union
 
-from .configuration import SubnetConfig
+from .subnet import Subnet
 
 
 @dataclass
@@ -14,7 +14,7 @@ class TableRow:
     """One evaluated configuration.
 
     Attributes:
-        config: the configuration.
+        subnet: the subnet.
         flops: forward FLOPs of one input at this configuration.
         params: parameters used at this configuration.
         metric: the config's own evaluation metric (higher is better).
@@ -22,7 +22,7 @@ class TableRow:
         trained: False for a configuration outside what the checkpoint was
             trained on, tabulated only because it was explicitly allowed.
     """
-    config: SubnetConfig
+    subnet: Subnet
     flops: float
     params: float
     metric: float
@@ -30,8 +30,8 @@ class TableRow:
     trained: bool = True
 
     def as_dict(self) -> dict:
-        out = dict(key=self.config.key, **self.config.as_dict())
-        out.update({k: v for k, v in asdict(self).items() if k != 'config'})
+        out = dict(key=self.subnet.key, **self.subnet.as_dict())
+        out.update({k: v for k, v in asdict(self).items() if k != 'subnet'})
         return out
 
     @classmethod
@@ -47,7 +47,7 @@ class TableRow:
         latency = None if latency in (None, '', 'None') else float(latency)
         trained = d.get('trained', True)
         trained = trained not in (False, 'False', 'false', '0', 0)
-        return cls(SubnetConfig(float(d['width']), scale, frames), float(d['flops']),
+        return cls(Subnet(float(d['width']), scale, frames), float(d['flops']),
                    float(d['params']), float(d['metric']), latency, trained)
 
 
@@ -82,13 +82,13 @@ def save_table(rows: Sequence[TableRow], prefix: str, metric_name: str = 'metric
         writer.writeheader()
         for d in dicts:
             writer.writerow({**d, 'scale': json.dumps(d['scale'])})
-    frontier = [r.config.key for r in pareto_frontier(rows)]
+    frontier = [r.subnet.key for r in pareto_frontier(rows)]
     with open(prefix + '.json', 'w') as f:
         json.dump(dict(metric=metric_name, rows=dicts, pareto=frontier), f, indent=1)
     return dict(csv=prefix + '.csv', json=prefix + '.json')
 
 
-def select_config(table: Table, max_flops: Optional[float] = None,
+def select_subnet(table: Table, max_flops: Optional[float] = None,
                   max_latency_ms: Optional[float] = None) -> TableRow:
     """The best-metric configuration within the budget (ties: fewer FLOPs).
 
@@ -103,13 +103,13 @@ def select_config(table: Table, max_flops: Optional[float] = None,
     """
     for name, budget in (('max_flops', max_flops), ('max_latency_ms', max_latency_ms)):
         if budget is not None and not budget > 0:
-            raise ValueError(f'select_config: {name}={budget!r}; valid: a positive number '
+            raise ValueError(f'select_subnet: {name}={budget!r}; valid: a positive number '
                              '(or None for no limit)')
     rows = load_table(table) if isinstance(table, str) else list(table)
     if not rows:
-        raise ValueError('select_config: the table is empty')
+        raise ValueError('select_subnet: the table is empty')
     if max_latency_ms is not None and any(r.latency_ms is None for r in rows):
-        raise ValueError('select_config: max_latency_ms given but the table has no '
+        raise ValueError('select_subnet: max_latency_ms given but the table has no '
                          'latencies; build it with --latency')
     fits = [r for r in rows
             if (max_flops is None or r.flops <= max_flops)
@@ -118,10 +118,10 @@ def select_config(table: Table, max_flops: Optional[float] = None,
         cheapest = min(rows, key=lambda r: r.flops)
         fastest = min(rows, key=lambda r: r.latency_ms or 0)
         raise ValueError(
-            f'select_config: no configuration fits max_flops={max_flops} '
-            f'max_latency_ms={max_latency_ms}; the cheapest is {cheapest.config.key} '
+            f'select_subnet: no configuration fits max_flops={max_flops} '
+            f'max_latency_ms={max_latency_ms}; the cheapest is {cheapest.subnet.key} '
             f'({cheapest.flops:.4g} FLOPs'
-            + (f', fastest {fastest.config.key} at {fastest.latency_ms:.3g} ms)'
+            + (f', fastest {fastest.subnet.key} at {fastest.latency_ms:.3g} ms)'
                if max_latency_ms is not None else ')'))
     return max(fits, key=lambda r: (r.metric, -r.flops))
 
@@ -158,9 +158,9 @@ def plot_table(rows: Sequence[TableRow], path: str, metric_name: str = 'metric',
 
 
 def _scale_label(row: TableRow) -> str:
-    s = row.config.scale
+    s = row.subnet.scale
     label = 'native' if s is None else (f'{s[0]}x{s[1]}' if isinstance(s, tuple) else str(s))
-    return label if row.config.frames is None else f'{label}/{row.config.frames}f'
+    return label if row.subnet.frames is None else f'{label}/{row.subnet.frames}f'
 
 
 def _label_order(label: str):

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..internals import backward_uncounted, run_forward
 from ..models.slimming import unwrap_model
 from .cohort import Member
 
@@ -86,8 +87,7 @@ def backward_without_step(optim_wrapper, loss: torch.Tensor) -> None:
     (so AMP loss scaling applies) with the wrapper's loss scaling for gradient
     accumulation, without counting it as an iteration: the cohort is ONE
     iteration, whose last member goes through ``update_params``."""
-    optim_wrapper.backward(optim_wrapper.scale_loss(loss))
-    optim_wrapper._inner_count -= 1
+    backward_uncounted(optim_wrapper, optim_wrapper.scale_loss(loss))
 
 
 def mutual_train_step(wrapper: nn.Module, data: dict, optim_wrapper,
@@ -134,7 +134,7 @@ def mutual_train_step(wrapper: nn.Module, data: dict, optim_wrapper,
         with sync:
             with optim_wrapper.optim_context(wrapper):
                 batch = model.data_preprocessor(views[configure(member)], True)
-                losses = wrapper._run_forward(batch, mode='loss')
+                losses = run_forward(wrapper, batch, mode='loss')
                 if capture_logits is not None:
                     logits = capture_logits()
                     if k == 0:

@@ -58,33 +58,33 @@ class TrainedSpace:
             parts.append(f'frames {self.frames}')
         return ', '.join(parts)
 
-    def untrained_reasons(self, config) -> List[str]:
-        """Why ``config`` (a :class:`~mutual_mm.deploy.SubnetConfig`) lies
+    def untrained_reasons(self, subnet) -> List[str]:
+        """Why ``config`` (a :class:`~mutual_mm.deploy.Subnet`) lies
         outside; empty when it is inside."""
         reasons = []
         lo, hi = self.width_range
-        if not lo - 1e-6 <= config.width <= hi + 1e-6:
-            reasons.append(f'width {config.width:g} is outside {lo:g}..{hi:g}')
-        if self.scales and config.scale is not None:
+        if not lo - 1e-6 <= subnet.width <= hi + 1e-6:
+            reasons.append(f'width {subnet.width:g} is outside {lo:g}..{hi:g}')
+        if self.scales and subnet.scale is not None:
             sides = [_short_side(s) for s in self.scales]
-            if not min(sides) <= _short_side(config.scale) <= max(sides):
-                reasons.append(f'input size {config.scale} is outside the trained '
+            if not min(sides) <= _short_side(subnet.scale) <= max(sides):
+                reasons.append(f'input size {subnet.scale} is outside the trained '
                                f'{self.scales}')
-        if self.frames and config.frames is not None:
-            if not min(self.frames) <= config.frames <= max(self.frames):
-                reasons.append(f'{config.frames} frames is outside the trained '
+        if self.frames and subnet.frames is not None:
+            if not min(self.frames) <= subnet.frames <= max(self.frames):
+                reasons.append(f'{subnet.frames} frames is outside the trained '
                                f'{self.frames}')
         return reasons
 
 
-def check_trained(configs: Iterable, space: Optional[TrainedSpace],
+def check_trained(subnets: Iterable, space: Optional[TrainedSpace],
                   allow_untrained: bool = False) -> Dict[str, List[str]]:
     """Raise ``ValueError`` for configurations outside ``space`` (naming what
     was trained), or, with ``allow_untrained``, log a warning; returns
     ``{config key: reasons}`` of those outside."""
     if space is None:
         return {}
-    outside = {c.key: r for c in configs for r in [space.untrained_reasons(c)] if r}
+    outside = {c.key: r for c in subnets for r in [space.untrained_reasons(c)] if r}
     if not outside:
         return outside
     listing = '; '.join(f'{key}: {", ".join(r)}' for key, r in outside.items())

@@ -37,7 +37,7 @@ test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='ClsResizeEdge', scale=256, edge='short'),
     dict(type='CenterCrop', crop_size=224),
-    # the configuration's resolution: CalibratedConfigHook / build_lookup_table set
+    # the configuration's resolution: CalibratedSubnetHook / build_lookup_table set
     # it here (the last Resize), resizing the 224 center crop as MutualNet does
     dict(type='Resize', scale=224, keep_ratio=False),
     dict(type='PackClsInputs'),

@@ -45,6 +45,13 @@ def uniform_frame_indices(clip_len: int, frames: int) -> np.ndarray:
     return ((np.arange(frames) + 0.5) * clip_len / frames).astype(np.int64)
 
 
+def frame_axis(clip_len: int) -> str:
+    """Which ``SampleFrames`` field counts a view's frames: ``clip_len``, or
+    ``num_clips`` for segment sampling (``clip_len`` 1, as mmaction's own
+    ``SampleFrames`` tells 2D recognizers apart: TSN's frames are its segments)."""
+    return 'num_clips' if int(clip_len) == 1 else 'clip_len'
+
+
 @TRANSFORMS.register_module()
 class MultiResolution(BaseTransform):
     """Emit one view of a sample per input resolution, for MutualNet training.
@@ -67,7 +74,8 @@ class MultiResolution(BaseTransform):
         transforms (list[dict]): the pipeline tail run for each view; must contain
             a ``Resize`` without its own ``scale``.
         frames (list[int], optional): video only: frame counts (the first is the
-            full clip, e.g. ``[8, 5, 3]``). Each view's frames are taken uniformly
+            full clip, e.g. ``[8, 5, 3]``); for segment sampling (``SampleFrames``
+            with ``clip_len=1``, TSN) the numbers of segments. Each view's frames are taken uniformly
             from the decoded clip (:func:`uniform_frame_indices`), so every view
             covers the same moment. Views are all (scale, frames) pairs,
             scale-major: view ``i * len(frames) + j`` has ``scales[i]``,
@@ -127,19 +135,23 @@ class MultiResolution(BaseTransform):
 
     def _frames_view(self, results: dict, frames: int) -> dict:
         clip_len = int(results['clip_len'])
-        if frames > clip_len:
+        axis = frame_axis(clip_len)
+        total = int(results.get('num_clips', 1)) if axis == 'num_clips' else clip_len
+        if frames > total:
             raise ValueError(f'MultiResolution: frames={frames} exceeds the decoded '
-                             f'clip_len={clip_len}; valid frame counts are at most '
-                             f'{clip_len}')
-        if frames == clip_len:
+                             f'{axis}={total}; valid frame counts are at most {total}')
+        if frames == total:
             return results
-        keep = uniform_frame_indices(clip_len, frames)
-        num_clips = len(results['imgs']) // clip_len
-        index = np.concatenate([keep + c * clip_len for c in range(num_clips)])
+        keep = uniform_frame_indices(total, frames)
+        if axis == 'num_clips':  # segments: one frame each
+            index = keep
+        else:
+            num_clips = len(results['imgs']) // clip_len
+            index = np.concatenate([keep + c * clip_len for c in range(num_clips)])
         results['imgs'] = [results['imgs'][i] for i in index]
         if 'frame_inds' in results:
             results['frame_inds'] = np.asarray(results['frame_inds'])[index]
-        results['clip_len'] = frames
+        results[axis] = frames
         return results
 
     def _check_inputs(self, results: dict) -> None:

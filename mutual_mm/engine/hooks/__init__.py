@@ -1,3 +1,3 @@
-from .mutual_learning_hook import MutualLearningHook, find_multi_resolution
+from .mutual_learning_hook import MutualLearningHook
 
-__all__ = ['MutualLearningHook', 'find_multi_resolution']
+__all__ = ['MutualLearningHook']

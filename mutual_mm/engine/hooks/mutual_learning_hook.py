@@ -7,10 +7,9 @@ from torch import nn
 from mmengine.hooks import Hook
 from mmengine.runner import IterBasedTrainLoop
 
-from ...datasets.transforms import MultiResolution
-from ...datasets.wrappers import nested_datasets
-from ...models.slimming import (find_slim_backbone, prepare_consumers,
-                                unwrap_model)
+from ...hosts import host_of
+from ...internals import defines_own_train_step
+from ...models.slimming import unwrap_model
 from ...ops import WidthGrid
 from ...registry import HOOKS
 from ..cohort import Member, sample_cohort
@@ -22,33 +21,6 @@ from ..random_states import (RestoreBeforeBatch, capture_random_states,
 
 CHECKPOINT_KEY = 'mutual_learning'
 DISTILL_MODES = ('auto', 'kl', 'gt')
-
-
-def find_multi_resolution(dataset) -> Optional[MultiResolution]:
-    """The MultiResolution transform in a dataset's pipeline (dataset wrappers
-    such as RepeatDataset / ConcatDataset / ClassBalancedDataset are unwrapped)."""
-    for ds in nested_datasets(dataset):
-        pipeline = getattr(ds, 'pipeline', None)
-        for t in getattr(pipeline, 'transforms', []) or []:
-            if isinstance(t, MultiResolution):
-                return t
-    return None
-
-
-def classification_head(model):
-    """The head whose output is the class logits (mmaction ``cls_head``,
-    mmpretrain ``head``), or None for detectors."""
-    try:
-        from mmdet.models.detectors import BaseDetector
-        if isinstance(model, BaseDetector):
-            return None
-    except ImportError:  # pragma: no cover - mmdet is a dependency
-        pass
-    for name in ('cls_head', 'head'):
-        head = getattr(model, name, None)
-        if head is not None:
-            return head
-    return None
 
 
 @HOOKS.register_module()
@@ -125,57 +97,43 @@ class MutualLearningHook(Hook):
         wrapper = runner.model
         model = unwrap_model(wrapper)
         try:
-            self.backbone = find_slim_backbone(model)
+            self.host = host_of(model)
         except TypeError as err:
             raise TypeError(f'MutualLearningHook cannot slim this model: {err}') \
                 from None
-        prepare_consumers(model)
+        if defines_own_train_step(model):
+            raise TypeError(
+                f'MutualLearningHook: {type(model).__name__} defines its own train_step, '
+                'which the mutual step would bypass; train it without the hook or move '
+                'what its train_step adds into its loss')
+        self.backbone = self.host.backbone
+        self.host.prepare_consumer()
         self._running_stat_norms = [
             m for m in model.modules()
             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-        self._check_views(runner)
-        self._setup_distillation(model)
+        self.views = self.host.training_views(runner.train_dataloader.dataset,
+                                              self.multi_resolution)
+        self.num_views = len(self.views.views)
+        self._setup_distillation()
         if self._pending_random_states is not None:
             self._restore_random_states_on_resume(runner)
         self._stock_train_step = wrapper.__dict__.get('train_step')
         wrapper.train_step = self._train_step_of(wrapper)
         runner.logger.info(
-            f'MutualLearningHook: widths {self.grid.widths[0]}..{self.grid.max} '
-            f'(step {self.grid.step}), {self.num_random} random, '
-            f'{self.num_views} views, distill={self.resolved_distill}')
+            f'MutualLearningHook: {type(wrapper).__name__}.train_step replaced by the '
+            f'mutual step ({self.host.name}: {type(self.host).__name__}); widths '
+            f'{self.grid.widths[0]}..{self.grid.max} (step {self.grid.step}), '
+            f'{self.num_random} random, {self.num_views} views, '
+            f'distill={self.resolved_distill}')
 
-    def _check_views(self, runner) -> None:
-        transform = find_multi_resolution(runner.train_dataloader.dataset)
-        self.model_side_views = hasattr(self.backbone, 'set_input_view')
-        if self.model_side_views:
-            # SlowFast: the clip stays whole for the Fast pathway; the backbone
-            # downscales the Slow pathway's input itself.
-            if transform is not None:
-                raise ValueError(
-                    f'MutualLearningHook: {type(self.backbone).__name__} downscales '
-                    'its own Slow input (slow_size_factors, slow_frame_factors); '
-                    'remove MultiResolution from the train pipeline')
-            self.views = list(self.backbone.input_views)
-            self.num_views = len(self.views)
-            return
-        if transform is None and self.multi_resolution:
-            raise ValueError(
-                'MutualLearningHook: the train pipeline has no MultiResolution '
-                'transform, so there are no resolutions to sample; add one (see '
-                'mutual_mm.datasets.MultiResolution) or set multi_resolution=False '
-                'to train widths only')
-        self.views = transform.views if transform is not None else [(None, None)]
-        self.num_views = len(self.views)
-
-    def _setup_distillation(self, model) -> None:
-        head = classification_head(model)
-        mode = self.distill
-        if mode == 'auto':
-            mode = 'gt' if head is None else 'kl'
+    def _setup_distillation(self) -> None:
+        head = self.host.logits_head()
+        mode = self.host.default_distill if self.distill == 'auto' else self.distill
         if mode == 'kl' and head is None:
             raise ValueError(
-                f'MutualLearningHook: distill="kl" needs a classification head '
-                f'(cls_head/head); {type(model).__name__} has none: use distill="gt"')
+                f'MutualLearningHook: distill="kl" needs a classification head (class '
+                f'logits); {self.host.name} ({type(self.host).__name__}) has none: use '
+                'distill="gt"')
         self.resolved_distill = mode
         if mode == 'kl':
             self._handles.append(head.register_forward_hook(self._keep_logits))
@@ -235,11 +193,8 @@ class MutualLearningHook(Hook):
                 self._log_resolutions(log_vars, cohort)
                 return log_vars
             except NonFiniteLossError as err:
-                scale, frames = self.views[err.member.view]
-                view = ', '.join(f'{k} {v}' for k, v in (('scale', scale), ('frames', frames))
-                                 if v is not None) or 'the pipeline\'s input size'
                 raise NonFiniteLossError(err.member, err.terms, self._iteration,
-                                         view) from None
+                                         self.views.describe(err.member.view)) from None
             finally:
                 # validation and checkpoints see the full network
                 self._configure(Member('full', self.grid.max, 0))
@@ -257,25 +212,13 @@ class MutualLearningHook(Hook):
         full = member.name == 'full'
         for norm in self._running_stat_norms:
             norm.track_running_stats = full
-        if self.model_side_views:
-            self.backbone.set_input_view(member.view)
-            return 0
-        return member.view
+        return self.views.feed(member.view)
 
     def _log_resolutions(self, log_vars, cohort) -> None:
-        """Each member's input size (short edge) and frame count, beside its
-        width, so the logs say which configuration produced which loss."""
+        """Each member's input size and frame count, beside its width, so the
+        logs say which configuration produced which loss."""
         for member in cohort:
-            scale, frames = self.views[member.view]
-            if self.model_side_views:  # factors of the Slow input
-                log_vars[f'{member.name}.res'] = torch.tensor(float(scale))
-                log_vars[f'{member.name}.frames'] = torch.tensor(float(frames))
-                continue
-            if scale is not None:
-                short = min(scale) if isinstance(scale, tuple) else scale
-                log_vars[f'{member.name}.res'] = torch.tensor(float(short))
-            if frames is not None:
-                log_vars[f'{member.name}.frames'] = torch.tensor(float(frames))
+            log_vars.update(self.views.log_vars(member.name, member.view))
 
     def after_train(self, runner) -> None:
         for norm in self._running_stat_norms:
@@ -312,10 +255,7 @@ class MutualLearningHook(Hook):
 
     def trained_space(self) -> TrainedSpace:
         """The configurations this run trains (after ``before_train``)."""
-        scales = frames = None
-        if not self.model_side_views:  # SlowFast's views are factors of its input
-            scales = list(dict.fromkeys(s for s, _ in self.views if s is not None)) or None
-            frames = list(dict.fromkeys(f for _, f in self.views if f is not None)) or None
+        scales, frames = self.views.trained_sizes()
         return TrainedSpace(width_range=[self.grid.min, self.grid.max],
                             width_step=self.grid.step, scales=scales, frames=frames,
                             distill=self.resolved_distill)

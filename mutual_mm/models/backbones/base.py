@@ -36,6 +36,14 @@ class SlimBackboneMixin:
     #: layers whose output channels never shrink (qualified names), e.g. none
     _unslimmed_outputs: Sequence[str] = ()
 
+    #: True for a backbone that makes its own input views, because the data must
+    #: stay whole (SlowFast: the Fast pathway reads the full clip). Such a class
+    #: has ``input_views`` and ``set_input_view(index)`` (training),
+    #: ``set_subnet_input(scale, frames)`` (deployment) and the classmethods
+    #: ``subnet_input_cfg(backbone_cfg, scale, frames)`` and
+    #: ``view_input_sizes(backbone_cfg, full_size, clip_len)`` (configs).
+    owns_input_views: bool = False
+
     def _make_slim(self) -> None:
         convert_to_slim(self, strict=True)
         for name in self._unslimmed_outputs:

@@ -10,6 +10,7 @@ from torch import nn
 
 from ...ops import SlimInputMixin, active_channels, convert_to_slim
 from ...registry import MODELS
+from ...utils import constructor_default
 from ..fusion import AdaptiveFusion, uniform_time_positions
 from .base import SlimBackboneMixin
 
@@ -50,6 +51,8 @@ class SlimResNet3dSlowFast(SlimBackboneMixin, ResNet3dSlowFast):
     concatenates ``[fast | slow]``: its classifier keeps its FIRST columns for the
     Fast features (see :meth:`adapt_consumer`).
     """
+
+    owns_input_views = True
 
     def __init__(self, *args,
                  slow_size_factors: Sequence[float] = (1.0, 178 / 224, 142 / 224),
@@ -111,7 +114,7 @@ class SlimResNet3dSlowFast(SlimBackboneMixin, ResNet3dSlowFast):
                        frames: Optional[int] = None) -> None:
         """Run the Slow pathway on ``size`` px and ``frames`` frames (deployment).
 
-        Absolute terms, as a configuration (:class:`mutual_mm.deploy.SubnetConfig`'s
+        Absolute terms, as a configuration (:class:`mutual_mm.deploy.Subnet`'s
         ``scale``/``frames``) states them: ``size`` is the SHORT side of the Slow
         input (a non-square clip keeps its aspect ratio: the long side becomes
         ``round(long * size / short)``; a square one becomes ``size x size``),
@@ -131,6 +134,52 @@ class SlimResNet3dSlowFast(SlimBackboneMixin, ResNet3dSlowFast):
                                  'the Slow input), or None for the whole input')
         self.input_view = 0
         self.slow_input = None if size is None and frames is None else (size, frames)
+
+    # ------------------------------------------- as a subnet sees it (deploy)
+    def set_subnet_input(self, scale: Optional[int], frames: Optional[int]) -> None:
+        """A subnet's ``scale``/``frames`` are the Slow input's short side and
+        frames (see :meth:`set_slow_input`)."""
+        self.set_slow_input(self._check_subnet_scale(scale), frames)
+
+    @classmethod
+    def subnet_input_cfg(cls, backbone_cfg: dict, scale: Optional[int],
+                         frames: Optional[int]) -> None:
+        """The config twin of :meth:`set_subnet_input`: ``slow_input`` in the
+        backbone's config (how an exported subnet keeps its Slow input)."""
+        scale = cls._check_subnet_scale(scale)
+        backbone_cfg['slow_input'] = (None if scale is None and frames is None
+                                      else [scale, frames])
+
+    @staticmethod
+    def _check_subnet_scale(scale):
+        if isinstance(scale, (tuple, list)):
+            raise ValueError(f'scale {tuple(scale)}: SlimResNet3dSlowFast takes the short '
+                             'side of its Slow input as one int, not a (w, h) pair')
+        return scale
+
+    @classmethod
+    def view_input_sizes(cls, backbone_cfg: dict, full_size: Optional[int],
+                         clip_len: Optional[int]):
+        """(sizes, frames) of the Slow input views a config of this backbone
+        trains, in absolute terms, for a clip of ``full_size`` px (short side)
+        and ``clip_len`` frames (None: not asked): each factor gives
+        ``max(1, round(factor * full))`` (the rounding of :meth:`forward`),
+        duplicates dropped. E.g. SlowFast-4x16 (224 px, 32 frames, rate 8):
+        sizes [224, 178, 142], frames [4, 2] (5/8 and 3/8 of 4 frames both
+        round to 2)."""
+        def arg(name):
+            return backbone_cfg[name] if name in backbone_cfg else \
+                constructor_default(cls, name)
+
+        sizes = frames = None
+        if full_size is not None:
+            sizes = list(dict.fromkeys(cls.view_input(full_size, 1, f, 1.0)[0]
+                                       for f in arg('slow_size_factors')))
+        if clip_len is not None:
+            full = cls.slow_frames_of(clip_len, arg('resample_rate'))
+            frames = list(dict.fromkeys(cls.view_input(1, full, 1.0, f)[1]
+                                        for f in arg('slow_frame_factors')))
+        return sizes, frames
 
     @staticmethod
     def slow_frames_of(clip_len: int, resample_rate: int) -> int:

@@ -14,7 +14,7 @@ def _scale_str(scale) -> str:
 
 
 @dataclass(frozen=True)
-class SubnetConfig:
+class Subnet:
     """One configuration a trained MutualNet model can run at.
 
     Attributes:

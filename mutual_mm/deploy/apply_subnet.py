@@ -1,0 +1,48 @@
+"""Putting a model, and the data it reads, at one subnet.
+
+Where a subnet's ``scale``/``frames`` act depends on the backbone: for most
+models on the data (the test pipeline's last ``Resize`` and ``SampleFrames``,
+:func:`~mutual_mm.datasets.pipeline_views.set_pipeline_view`); for a backbone
+that makes its own input views (``owns_input_views``: SlowFast, whose Fast
+pathway must read the whole clip) on the backbone. :func:`apply_subnet` does it
+on built objects, :func:`apply_subnet_to_cfg` on a config.
+"""
+from ..datasets.pipeline_reading import dataset_pipeline_cfg
+from ..datasets.pipeline_views import set_pipeline_view, set_pipeline_view_cfg
+from ..hosts import set_model_width
+from ..models.backbones.base import SlimBackboneMixin
+from ..models.slimming import find_slim_backbone
+from ..utils import registered_class
+from .subnet import Subnet
+
+
+def apply_subnet(model, dataset, subnet: Subnet) -> None:
+    """Put ``model`` (and ``dataset``'s pipeline) at ``subnet``. ``dataset`` may
+    be None for a backbone that owns its input views."""
+    set_model_width(model, subnet.width)
+    backbone = find_slim_backbone(model)
+    if backbone.owns_input_views:
+        backbone.set_subnet_input(subnet.scale, subnet.frames)
+    else:
+        set_pipeline_view(dataset, subnet.scale, subnet.frames)
+
+
+def owns_input_views(backbone_cfg: dict) -> bool:
+    """Whether a backbone config builds a backbone that makes its own views."""
+    cls = registered_class(backbone_cfg)
+    return isinstance(cls, type) and issubclass(cls, SlimBackboneMixin) and \
+        cls.owns_input_views
+
+
+def apply_subnet_to_cfg(cfg, subnet: Subnet) -> None:
+    """The config twin of :func:`apply_subnet` for scale/frames (the width is
+    the exported model's own): the backbone's config when it owns its views
+    (SlowFast: ``slow_input``), else the val/test pipelines."""
+    if owns_input_views(cfg.model.backbone):
+        registered_class(cfg.model.backbone).subnet_input_cfg(
+            cfg.model.backbone, subnet.scale, subnet.frames)
+        return
+    for split in ('val_dataloader', 'test_dataloader'):
+        pipeline = dataset_pipeline_cfg(cfg.get(split))
+        if pipeline is not None:
+            set_pipeline_view_cfg(pipeline, subnet.scale, subnet.frames)
