@@ -36,7 +36,7 @@ def test_select_subnet_by_latency_and_the_errors():
     assert select_subnet(_rows(), max_latency_ms=3.45).subnet.key == 'w0.75_s160'
     assert select_subnet(_rows(), max_flops=40, max_latency_ms=3.0).subnet.key == \
         'w0.5_s160'
-    with pytest.raises(ValueError, match=r'no configuration fits max_flops=5.*w0.5_s128'):
+    with pytest.raises(ValueError, match=r'no subnet fits max_flops=5.*w0.5_s128'):
         select_subnet(_rows(), max_flops=5)
     no_latency = [TableRow(r.subnet, r.flops, r.params, r.metric) for r in _rows()]
     with pytest.raises(ValueError, match='no latencies'):

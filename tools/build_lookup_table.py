@@ -1,14 +1,14 @@
-"""Build the configuration lookup table of a MutualNet checkpoint.
+"""Build the subnet lookup table of a MutualNet checkpoint.
 
     python tools/build_lookup_table.py CONFIG CHECKPOINT --out-dir DIR \
         [--widths ...] [--resolutions ...] [--frames ...] [--metric KEY] \
         [--latency] [--budgets GFLOPS ...]
 
-Evaluates every configuration (default: the trained width grid x resolutions
+Evaluates every subnet (default: the trained width grid x resolutions
 [x frames]) after BN calibration (from the checkpoint, or done here), with the
 config's own metric; measures FLOPs and parameters (and latency with --latency);
 writes DIR/table.csv, DIR/table.json (with the Pareto frontier) and DIR/table.png,
-prints the frontier and the best configuration for each --budgets value.
+prints the frontier and the best subnet for each --budgets value.
 """
 import argparse
 import os
@@ -34,7 +34,7 @@ def positive_float(text: str) -> float:
 
 
 def format_rows(rows, metric):
-    lines = [f'{"configuration":<24}{"GFLOPs":>10}{"Mparams":>10}{metric:>18}']
+    lines = [f'{"subnet":<24}{"GFLOPs":>10}{"Mparams":>10}{metric:>18}']
     for r in rows:
         lat = f'{r.latency_ms:9.2f} ms' if r.latency_ms is not None else ''
         lines.append(f'{r.subnet.key:<24}{r.flops / 1e9:>10.3f}{r.params / 1e6:>10.2f}'
@@ -59,11 +59,11 @@ def main(argv=None):
     parser.add_argument('--latency', action='store_true',
                         help='also measure the median latency on this device')
     parser.add_argument('--num-batches', type=int, default=10,
-                        help='calibration batches for configurations not yet calibrated')
+                        help='calibration batches for subnets not yet calibrated')
     parser.add_argument('--budgets', type=positive_float, nargs='*', default=[],
-                        help='GFLOPs budgets to pick the best configuration for')
+                        help='GFLOPs budgets to pick the best subnet for')
     parser.add_argument('--allow-untrained', action='store_true',
-                        help='use configurations outside what the checkpoint was trained on '
+                        help='use subnets outside what the checkpoint was trained on '
                         '(logged and marked trained=False in the table); refused otherwise')
     args = parser.parse_args(argv)
     os.makedirs(args.out_dir, exist_ok=True)
@@ -78,7 +78,7 @@ def main(argv=None):
     files['plot'] = plot_table(
         rows, osp.join(args.out_dir, 'table.png'), metric,
         flops_label='GFLOPs' + (' (backbone + neck)' if args.flops_scope == 'features' else ''))
-    print('\nPareto frontier (best configuration for each budget):')
+    print('\nPareto frontier (best subnet for each budget):')
     print(format_rows(pareto_frontier(rows), metric))
     for budget in args.budgets:
         try:

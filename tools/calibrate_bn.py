@@ -1,10 +1,10 @@
-"""Calibrate BN statistics of a MutualNet checkpoint for each configuration.
+"""Calibrate BN statistics of a MutualNet checkpoint for each subnet.
 
     python tools/calibrate_bn.py CONFIG CHECKPOINT --out CALIBRATED \
         [--widths 1.0 0.8 0.6] [--resolutions 224 160 | 1000x600 1000x360] \
         [--frames 8 5 3] [--num-batches 10] [--batch-size N]
 
-Defaults: every trained configuration (the MutualLearningHook's width grid x the
+Defaults: every trained subnet (the MutualLearningHook's width grid x the
 MultiResolution scales [x frames] of CONFIG; for SlowFast, whose backbone makes
 the Slow pathway's views, their Slow input sizes x Slow frame counts). Then test
 any of them with ``mim test ... --cfg-options`` and a ``CalibratedSubnetHook``
@@ -34,7 +34,7 @@ def main(argv=None):
     parser.add_argument('--work-dir', default=None,
                         help='where the Runner logs (default: next to --out)')
     parser.add_argument('--allow-untrained', action='store_true',
-                        help='use configurations outside what the checkpoint was trained on '
+                        help='use subnets outside what the checkpoint was trained on '
                         '(logged); refused otherwise')
     args = parser.parse_args(argv)
     cfg = load_config(args.config)
@@ -43,7 +43,7 @@ def main(argv=None):
     calibration = calibrate_checkpoint(cfg, args.checkpoint, args.out, subnets,
                                        args.num_batches, args.batch_size,
                                        args.allow_untrained)
-    print(f'\ncalibrated {len(subnets)} configurations '
+    print(f'\ncalibrated {len(subnets)} subnets '
           f'({len(calibration)} in the checkpoint) -> {args.out}')
 
 

@@ -6,10 +6,10 @@
    Kinetics-format video set (.mp4 clips whose class is a motion direction);
 2. trains a MutualNet Mask R-CNN with ``mim train mmdet`` on the demo config
    (configs/demo/, inheriting the provided COCO config), as a user would;
-3. calibrates BN for a grid of (width, resolution) configurations, evaluates
+3. calibrates BN for a grid of (width, resolution) subnets, evaluates
    each with the config's own metric, writes the lookup table and the
    metric-vs-FLOPs plot, prints the Pareto frontier and picks the best
-   configuration for two FLOPs budgets;
+   subnet for two FLOPs budgets;
 4. does the same for a slimmed SlowOnly on the video set (``mim train mmaction2``);
 5. prints where everything was written.
 
@@ -86,7 +86,7 @@ def train(demo: dict, work_dir: str, options: dict, log_path: str) -> str:
 
 def calibrate_and_tabulate(demo: dict, checkpoint: str, out_dir: str, options: dict,
                            num_batches: int):
-    """BN calibration per configuration, then the lookup table and its plot."""
+    """BN calibration per subnet, then the lookup table and its plot."""
     from mutual_mm.deploy import (build_lookup_table, calibrate_checkpoint, plot_table,
                                   save_table, trained_subnets)
     from mutual_mm.utils import load_config
@@ -94,13 +94,13 @@ def calibrate_and_tabulate(demo: dict, checkpoint: str, out_dir: str, options: d
     cfg.merge_from_dict(options)
     cfg.work_dir = osp.join(out_dir, 'work')
     cfg.log_level = 'WARNING'
-    configs = trained_subnets(cfg, widths=demo['widths'])
+    subnets = trained_subnets(cfg, widths=demo['widths'])
     calibrated = osp.join(out_dir, 'calibrated.pth')
-    print(f'calibrating BN for {len(configs)} configurations '
+    print(f'calibrating BN for {len(subnets)} subnets '
           f'({len(demo["widths"])} widths x the trained resolutions)')
-    calibrate_checkpoint(cfg, checkpoint, calibrated, configs, num_batches)
-    print(f'\nevaluating {len(configs)} configurations on the val split')
-    rows, metric = build_lookup_table(cfg, calibrated, configs, demo['metric'],
+    calibrate_checkpoint(cfg, checkpoint, calibrated, subnets, num_batches)
+    print(f'\nevaluating {len(subnets)} subnets on the val split')
+    rows, metric = build_lookup_table(cfg, calibrated, subnets, demo['metric'],
                                       flops_scope=demo['flops_scope'])
     files = save_table(rows, osp.join(out_dir, 'table'), metric)
     flops_label = 'GFLOPs' + (' (backbone + neck)' if demo['flops_scope'] == 'features'
@@ -117,9 +117,9 @@ def report(demo: dict, rows, metric: str) -> dict:
     from mutual_mm.deploy import pareto_frontier, select_subnet
     full = max(rows, key=lambda r: r.flops)
     smallest = min(rows, key=lambda r: r.flops)
-    print(f'\n{demo["name"]}: Pareto frontier ({metric}; best configuration per budget; '
+    print(f'\n{demo["name"]}: Pareto frontier ({metric}; best subnet per budget; '
           f'FLOPs of the {"backbone + neck" if demo["flops_scope"] == "features" else "model"})')
-    print(f'  {"configuration":<22}{"MFLOPs":>10}{"x full":>9}{metric:>16}')
+    print(f'  {"subnet":<22}{"MFLOPs":>10}{"x full":>9}{metric:>16}')
     for r in pareto_frontier(rows):
         print(f'  {r.subnet.key:<22}{r.flops / 1e6:>10.1f}{r.flops / full.flops:>9.2f}'
               f'{r.metric:>16.4f}')

@@ -1,13 +1,13 @@
-"""Export one configuration of a calibrated MutualNet checkpoint as a static model.
+"""Export one subnet of a calibrated MutualNet checkpoint as a static model.
 
     python tools/export_subnet.py CONFIG CALIBRATED_CHECKPOINT --width 0.5 \
         [--resolution 160 | 1000x360] [--frames 5] --out-dir DIR
 
-Writes DIR/subnet.pth (weights sliced to the reduced shapes, the configuration's
+Writes DIR/subnet.pth (weights sliced to the reduced shapes, the subnet's
 calibrated BN statistics in place) and DIR/subnet_config.py, which builds that
 static network (``MutualStaticSubnet``) with the test pipeline at the
-configuration's input size (for SlowFast: the full clip, and the backbone's
-``slow_input`` set to the configuration's Slow size and frames): ``mim test
+subnet's input size (for SlowFast: the full clip, and the backbone's
+``slow_input`` set to the subnet's Slow size and frames): ``mim test
 mmdet|mmaction2 DIR/subnet_config.py --checkpoint DIR/subnet.pth`` tests it.
 """
 import argparse
@@ -73,7 +73,7 @@ def main(argv=None):
     parser.add_argument('--frames', type=int)
     parser.add_argument('--out-dir', required=True)
     parser.add_argument('--allow-untrained', action='store_true',
-                        help='use configurations outside what the checkpoint was trained on '
+                        help='use subnets outside what the checkpoint was trained on '
                         '(logged); refused otherwise')
     args = parser.parse_args(argv)
     cfg = load_config(args.config)

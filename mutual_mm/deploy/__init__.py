@@ -1,4 +1,4 @@
-"""Deployment: BN calibration per configuration, testing at a configuration."""
+"""Deployment: BN calibration per subnet, testing at a subnet."""
 from .bn_calibration import apply_bn_stats, batch_norms, calibrate_bn, calibration_mode
 from .calibrated_subnet_hook import CALIBRATION_KEY, SUBNET_CFG_KEY, CalibratedSubnetHook
 from .calibrate_checkpoint import calibrate_checkpoint, calibrate_subnets, trained_subnets

@@ -1,7 +1,7 @@
-"""Re-estimating BatchNorm statistics for each configuration (paper §3.4, §4.3).
+"""Re-estimating BatchNorm statistics for each subnet (paper §3.4, §4.3).
 
 The statistics of a width-``w`` sub-network on ``r``-sized inputs differ from the
-full network's, so each configuration gets its own: BN layers are put in train
+full network's, so each subnet gets its own: BN layers are put in train
 mode (they normalize with their batch's statistics, as in training) while
 everything else stays in eval mode, ``num_batches`` batches run forward without
 gradients, and each BN layer's statistics are the mean and (unbiased) variance
@@ -131,7 +131,7 @@ def calibrate_bn(model: nn.Module, batches: Iterable[dict], num_batches: int,
     stats = {}
     for name, bn in batch_norms(inner):
         m = moments[name]
-        if m.sum is None:  # not on this configuration's path
+        if m.sum is None:  # not on this subnet's path
             continue
         m.reduce_over_ranks()
         mean, var = m.mean_var()

@@ -33,13 +33,13 @@ def build_lookup_table(cfg: Config, checkpoint: str, subnets: List[Subnet],
                        flops_scope: str = 'model', allow_untrained: bool = False):
     """Evaluate ``subnets`` of ``checkpoint`` with the config's own test metric.
 
-    Each configuration runs with BN statistics calibrated for it: taken from the
+    Each subnet runs with BN statistics calibrated for it: taken from the
     checkpoint's ``bn_calibration`` when present, else calibrated here first
     (``num_batches`` training batches through the test pipeline). FLOPs and
-    parameters are measured on one test input at the configuration, of the
+    parameters are measured on one test input at the subnet, of the
     whole model or of its feature extractor (``flops_scope``: 'model' or
     'features', see :data:`mutual_mm.deploy.complexity.FLOPS_SCOPES`).
-    Configurations outside what the checkpoint was trained on are refused, or
+    Subnets outside what the checkpoint was trained on are refused, or
     with ``allow_untrained`` tabulated with ``trained=False``.
 
     Returns:

@@ -106,10 +106,10 @@ def calibration_dataloader_cfg(cfg: Config, batch_size: Optional[int] = None) ->
 
 def calibrate_subnets(model, dataloader, subnets: Iterable[Subnet],
                       num_batches: int, progress: bool = True) -> dict:
-    """Calibrate ``model`` at every configuration; returns the checkpoint entry
+    """Calibrate ``model`` at every subnet; returns the checkpoint entry
     ``{subnet.key: {'config': ..., 'stats': {bn: (mean, var)}}}``. The model's
-    BN buffers are restored afterwards (it stays at the last configuration).
-    Each configuration is applied by :func:`apply_subnet` (pipeline, or the Slow
+    BN buffers are restored afterwards (it stays at the last subnet).
+    Each subnet is applied by :func:`apply_subnet` (pipeline, or the Slow
     pathway of a SlowFast backbone)."""
     subnets = list(subnets)
     saved = {k: v.clone() for k, v in model.state_dict().items()
@@ -133,11 +133,11 @@ def calibrate_checkpoint(cfg: Config, checkpoint: str, out: str,
                          subnets: List[Subnet], num_batches: int = 10,
                          batch_size: Optional[int] = None,
                          allow_untrained: bool = False) -> dict:
-    """Load ``checkpoint`` into the config's model, calibrate every configuration
+    """Load ``checkpoint`` into the config's model, calibrate every subnet
     and write the checkpoint with the statistics added under
     ``bn_calibration`` (the trained weights and statistics are unchanged).
 
-    Configurations outside what the checkpoint was trained on (its
+    Subnets outside what the checkpoint was trained on (its
     ``meta['mutual_learning']``) are refused unless ``allow_untrained``."""
     from mmengine.runner import Runner
     cfg = copy.deepcopy(cfg)

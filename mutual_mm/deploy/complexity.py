@@ -1,4 +1,4 @@
-"""FLOPs, parameters and latency of a model at its current configuration,
+"""FLOPs, parameters and latency of a model at its current subnet,
 counted on the compute really done (sliced layers count their sliced shapes)."""
 import statistics
 import time

@@ -1,4 +1,4 @@
-"""Static export of one configuration: weights sliced to their reduced shapes."""
+"""Static export of one subnet: weights sliced to their reduced shapes."""
 import copy
 from typing import Sequence
 
@@ -17,8 +17,8 @@ def export_subnet(model: nn.Module, width: float, input_shape: Sequence[int]) ->
     the reduced shapes (its current BN statistics included).
 
     Args:
-        model: a host model with a slim backbone (calibrated for the configuration).
-        width: the configuration's width.
+        model: a host model with a slim backbone (calibrated for the subnet).
+        width: the subnet's width.
         input_shape: shape of one example network input, e.g. ``(1, 3, 8, 224, 224)``
             for a video recognizer, ``(1, 3, 608, 1000)`` for a detector; its size
             does not change the exported shapes, only which layers run.
@@ -41,7 +41,7 @@ def export_subnet(model: nn.Module, width: float, input_shape: Sequence[int]) ->
 
 @MODELS.register_module()
 def MutualStaticSubnet(model: dict, width: float, input_shape: Sequence[int]):
-    """Config entry that builds the static network of one configuration:
+    """Config entry that builds the static network of one subnet:
     ``model=dict(type='MutualStaticSubnet', model=<the training model cfg>,
     width=0.5, input_shape=(1, 3, 8, 224, 224))``. The checkpoint written by
     ``tools/export_subnet.py`` loads into it strictly."""

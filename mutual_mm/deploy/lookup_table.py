@@ -1,5 +1,5 @@
-"""The configuration lookup table: (configuration, FLOPs, params, metric[, latency]),
-its Pareto frontier, and "best configuration under a budget" (paper §3.4)."""
+"""The subnet lookup table: (subnet, FLOPs, params, metric[, latency]),
+its Pareto frontier, and "best subnet under a budget" (paper §3.4)."""
 import csv
 import json
 import os.path as osp
@@ -11,15 +11,15 @@ from .subnet import Subnet
 
 @dataclass
 class TableRow:
-    """One evaluated configuration.
+    """One evaluated subnet.
 
     Attributes:
         subnet: the subnet.
-        flops: forward FLOPs of one input at this configuration.
-        params: parameters used at this configuration.
+        flops: forward FLOPs of one input at this subnet.
+        params: parameters used at this subnet.
         metric: the config's own evaluation metric (higher is better).
         latency_ms: median latency on the measuring device, if measured.
-        trained: False for a configuration outside what the checkpoint was
+        trained: False for a subnet outside what the checkpoint was
             trained on, tabulated only because it was explicitly allowed.
     """
     subnet: Subnet
@@ -56,7 +56,7 @@ Table = Union[Sequence[TableRow], str]
 
 def pareto_frontier(rows: Sequence[TableRow]) -> List[TableRow]:
     """The rows no other row beats: sorted by FLOPs, each with a higher metric
-    than every cheaper row (the best configuration for each budget)."""
+    than every cheaper row (the best subnet for each budget)."""
     frontier, best = [], float('-inf')
     for row in sorted(rows, key=lambda r: (r.flops, -r.metric)):
         if row.metric > best:
@@ -90,7 +90,7 @@ def save_table(rows: Sequence[TableRow], prefix: str, metric_name: str = 'metric
 
 def select_subnet(table: Table, max_flops: Optional[float] = None,
                   max_latency_ms: Optional[float] = None) -> TableRow:
-    """The best-metric configuration within the budget (ties: fewer FLOPs).
+    """The best-metric subnet within the budget (ties: fewer FLOPs).
 
     Args:
         table: rows, or the path of a table written by :func:`save_table`.
@@ -99,7 +99,7 @@ def select_subnet(table: Table, max_flops: Optional[float] = None,
 
     Raises:
         ValueError: a budget that is not positive; nothing fits (the message
-            gives the cheapest configurations).
+            gives the cheapest subnets).
     """
     for name, budget in (('max_flops', max_flops), ('max_latency_ms', max_latency_ms)):
         if budget is not None and not budget > 0:
@@ -118,7 +118,7 @@ def select_subnet(table: Table, max_flops: Optional[float] = None,
         cheapest = min(rows, key=lambda r: r.flops)
         fastest = min(rows, key=lambda r: r.latency_ms or 0)
         raise ValueError(
-            f'select_subnet: no configuration fits max_flops={max_flops} '
+            f'select_subnet: no subnet fits max_flops={max_flops} '
             f'max_latency_ms={max_latency_ms}; the cheapest is {cheapest.subnet.key} '
             f'({cheapest.flops:.4g} FLOPs'
             + (f', fastest {fastest.subnet.key} at {fastest.latency_ms:.3g} ms)'
@@ -128,7 +128,7 @@ def select_subnet(table: Table, max_flops: Optional[float] = None,
 
 def plot_table(rows: Sequence[TableRow], path: str, metric_name: str = 'metric',
                title: str = '', flops_label: str = 'GFLOPs') -> str:
-    """Metric vs FLOPs for every configuration, the Pareto frontier drawn as
+    """Metric vs FLOPs for every subnet, the Pareto frontier drawn as
     segments colored by the input resolution it uses (as the paper's Fig. 9)."""
     import matplotlib
     matplotlib.use('Agg')

@@ -1,4 +1,4 @@
-"""A deployable configuration: width x input size (x frame count)."""
+"""A deployable subnet: width x input size (x frame count)."""
 from dataclasses import dataclass
 from typing import Optional, Tuple, Union
 
@@ -15,7 +15,7 @@ def _scale_str(scale) -> str:
 
 @dataclass(frozen=True)
 class Subnet:
-    """One configuration a trained MutualNet model can run at.
+    """One subnet a trained MutualNet model can run at.
 
     Attributes:
         width: width multiplier of the backbone.

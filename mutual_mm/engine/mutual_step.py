@@ -104,7 +104,7 @@ def mutual_train_step(wrapper: nn.Module, data: dict, optim_wrapper,
         optim_wrapper: the runner's optim wrapper (AMP, clipping and
             ``accumulative_counts`` are its own business).
         cohort: members, the full network first.
-        configure: puts the model in a member's configuration (width, and the
+        configure: puts the model in a member's subnet (width, and the
             backbone's own input view for SlowFast) and returns the index of the
             data view the member is fed.
         capture_logits: if given, distillation is on: returns the classification

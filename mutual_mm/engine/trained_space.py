@@ -1,11 +1,11 @@
 """What a checkpoint was trained on, recorded by the hook in the checkpoint's meta,
-and the check that a configuration lies inside it.
+and the check that a subnet lies inside it.
 
 A MutualNet checkpoint is only good at the widths, input sizes and frame counts
 its cohorts were drawn from (in between included: that is what the method
-interpolates); a configuration outside them runs, calibrates and tests without
+interpolates); a subnet outside them runs, calibrates and tests without
 complaint but was never trained. Deployment (calibration, testing at a
-configuration, the lookup table, export) checks against this record.
+subnet, the lookup table, export) checks against this record.
 """
 from dataclasses import asdict, dataclass
 from typing import Dict, Iterable, List, Optional, Sequence
@@ -23,7 +23,7 @@ def _short_side(scale) -> int:
 
 @dataclass(frozen=True)
 class TrainedSpace:
-    """The configurations a checkpoint's training drew its cohorts from.
+    """The subnets a checkpoint's training drew its cohorts from.
 
     Attributes:
         width_range: (min, max) width of the hook.
@@ -79,7 +79,7 @@ class TrainedSpace:
 
 def check_trained(subnets: Iterable, space: Optional[TrainedSpace],
                   allow_untrained: bool = False) -> Dict[str, List[str]]:
-    """Raise ``ValueError`` for configurations outside ``space`` (naming what
+    """Raise ``ValueError`` for subnets outside ``space`` (naming what
     was trained), or, with ``allow_untrained``, log a warning; returns
     ``{config key: reasons}`` of those outside."""
     if space is None:
@@ -88,7 +88,7 @@ def check_trained(subnets: Iterable, space: Optional[TrainedSpace],
     if not outside:
         return outside
     listing = '; '.join(f'{key}: {", ".join(r)}' for key, r in outside.items())
-    message = (f'configuration(s) the checkpoint was not trained on ({listing}); it '
+    message = (f'subnet(s) the checkpoint was not trained on ({listing}); it '
                f'was trained on {space.describe()}')
     if not allow_untrained:
         raise ValueError(f'{message}. {ALLOW_HINT}')

@@ -202,7 +202,7 @@ class MutualLearningHook(Hook):
         return train_step
 
     def _configure(self, member: Member) -> int:
-        """Put the model in ``member``'s configuration; the data view to feed."""
+        """Put the model in ``member``'s subnet; the data view to feed."""
         self.backbone.set_width(member.width)
         # Only the full network updates BN running statistics: a sub-network's
         # batch statistics (fewer input channels, another resolution) would mix
@@ -216,7 +216,7 @@ class MutualLearningHook(Hook):
 
     def _log_resolutions(self, log_vars, cohort) -> None:
         """Each member's input size and frame count, beside its width, so the
-        logs say which configuration produced which loss."""
+        logs say which subnet produced which loss."""
         for member in cohort:
             log_vars.update(self.views.log_vars(member.name, member.view))
 
@@ -254,7 +254,7 @@ class MutualLearningHook(Hook):
                 self.trained_space().as_meta()
 
     def trained_space(self) -> TrainedSpace:
-        """The configurations this run trains (after ``before_train``)."""
+        """The subnets this run trains (after ``before_train``)."""
         scales, frames = self.views.trained_sizes()
         return TrainedSpace(width_range=[self.grid.min, self.grid.max],
                             width_step=self.grid.step, scales=scales, frames=frames,

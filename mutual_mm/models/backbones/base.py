@@ -74,5 +74,11 @@ class SlimBackboneMixin:
         return tuple(active_channels(c, width) for c in self.full_out_channels)
 
 
+def last_conv_out_channels(module: nn.Module) -> int:
+    """Output channels of the last convolution in ``module`` (a stage's output)."""
+    convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+    return convs[-1].out_channels
+
+
 def is_slim_backbone(module: nn.Module) -> bool:
     return isinstance(module, SlimBackboneMixin)

@@ -10,45 +10,11 @@ from typing import Sequence, Tuple
 from mmcv.cnn import ConvModule, DepthwiseSeparableConvModule
 from mmengine.model import BaseModule
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...ops import make_divisible
 from ...registry import MODELS
-from .base import SlimBackboneMixin
-
-# Layer names mmengine's initializers match against a module's class name and its
-# direct bases: a SlimBatchNorm2d's bases are (_SlimBatchNorm, BatchNorm2d), so
-# '_BatchNorm' alone would silently skip every BN after _make_slim().
-_CONV_LAYERS = ['Conv2d']
-_NORM_LAYERS = ['_BatchNorm', 'BatchNorm2d', 'GroupNorm']
-
-
-def default_init_cfg():
-    """Kaiming for convolutions, constant 1 for norms (mmdet's MobileNetV2 default)."""
-    return [dict(type='Kaiming', layer=_CONV_LAYERS),
-            dict(type='Constant', val=1, layer=_NORM_LAYERS)]
-
-
-def stage_out_channels(stage: nn.Module) -> int:
-    """Output channels of a stage: those of its last convolution."""
-    convs = [m for m in stage.modules() if isinstance(m, nn.Conv2d)]
-    return convs[-1].out_channels
-
-
-class FrozenStagesTrainMixin:
-    """``train()`` of the backbones built here (not subclasses of an mmdet
-    backbone): frozen stages (``_freeze_stages``), and with ``norm_eval`` all BN
-    layers, stay in eval mode."""
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
-
+from .base import SlimBackboneMixin, last_conv_out_channels
+from .built_here import FrozenStagesTrainMixin, check_stage_args, default_init_cfg
 
 @MODELS.register_module()
 class SlimMobileNetV1(FrozenStagesTrainMixin, SlimBackboneMixin, BaseModule):
@@ -116,15 +82,8 @@ class SlimMobileNetV1(FrozenStagesTrainMixin, SlimBackboneMixin, BaseModule):
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg if init_cfg is not None else default_init_cfg())
         num_stages = len(self.arch_settings)
-        out_indices = tuple(out_indices)
-        bad = [i for i in out_indices if i not in range(num_stages)]
-        if bad:
-            raise ValueError(f'SlimMobileNetV1: out_indices {out_indices} has invalid '
-                             f'index {bad[0]!r}; valid stage indices are '
-                             f'{list(range(num_stages))}')
-        if frozen_stages not in range(-1, num_stages + 1):
-            raise ValueError(f'SlimMobileNetV1: invalid frozen_stages={frozen_stages!r}; '
-                             f'valid values are {list(range(-1, num_stages + 1))}')
+        out_indices = check_stage_args('SlimMobileNetV1', out_indices, frozen_stages,
+                                       num_stages, max_frozen=num_stages)
         if not widen_factor > 0:
             raise ValueError(f'SlimMobileNetV1: widen_factor must be positive, '
                              f'got {widen_factor!r}')
@@ -161,7 +120,7 @@ class SlimMobileNetV1(FrozenStagesTrainMixin, SlimBackboneMixin, BaseModule):
     @property
     def full_out_channels(self) -> Tuple[int, ...]:
         # In stage order, the order forward() returns the outputs in.
-        return tuple(stage_out_channels(getattr(self, name))
+        return tuple(last_conv_out_channels(getattr(self, name))
                      for i, name in enumerate(self.layers) if i in self.out_indices)
 
     def forward(self, x):

@@ -2,16 +2,9 @@
 from typing import Tuple
 
 from mmdet.models.backbones import MobileNetV2
-from torch import nn
 
 from ...registry import MODELS
-from .base import SlimBackboneMixin
-
-
-def last_conv_out_channels(module: nn.Module) -> int:
-    """Output channels of the last convolution in ``module`` (a stage's output)."""
-    convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
-    return convs[-1].out_channels
+from .base import SlimBackboneMixin, last_conv_out_channels
 
 
 @MODELS.register_module()

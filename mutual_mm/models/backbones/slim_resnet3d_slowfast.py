@@ -26,7 +26,7 @@ class SlimResNet3dSlowFast(SlimBackboneMixin, ResNet3dSlowFast):
     Same constructor arguments and state-dict keys as the stock backbone (stock
     checkpoints load strictly); identical to it at width 1.0 and full input.
 
-    The Slow pathway's input configurations (its "views", chosen per sub-network
+    The Slow pathway's input subnets (its "views", chosen per sub-network
     by :class:`~mutual_mm.engine.MutualLearningHook`, since the data must stay
     whole for the Fast pathway) are all pairs of:
 
@@ -39,10 +39,10 @@ class SlimResNet3dSlowFast(SlimBackboneMixin, ResNet3dSlowFast):
             (1, 5/8, 3/8): the paper's 8/5/3 frames for an 8-frame Slow pathway.
         slow_input (tuple, optional): ``(size, frames)`` of the Slow input at
             deployment, see :meth:`set_slow_input` (how a statically exported
-            configuration keeps its Slow input). Defaults to None (the views).
+            subnet keeps its Slow input). Defaults to None (the views).
         **kwargs: the arguments of ``ResNet3dSlowFast``.
 
-    At deployment a configuration sets the Slow input in absolute terms with
+    At deployment a subnet sets the Slow input in absolute terms with
     :meth:`set_slow_input` (e.g. 178 px, 2 frames); that setting takes precedence
     over the training view until :meth:`set_input_view` is called again (the
     training hook does so for every cohort member), which clears it.
@@ -93,7 +93,7 @@ class SlimResNet3dSlowFast(SlimBackboneMixin, ResNet3dSlowFast):
                 if conv is not None:  # [slow | fast]: the fast columns are the LAST
                     conv.set_input_layout(fast_channels, 'last')
 
-    # ------------------------------------------------------------- configuration
+    # ------------------------------------------------------------- subnet
     def set_width(self, width: float) -> None:
         from ...ops import set_width
         set_width(self.slow_path, width)
@@ -114,7 +114,7 @@ class SlimResNet3dSlowFast(SlimBackboneMixin, ResNet3dSlowFast):
                        frames: Optional[int] = None) -> None:
         """Run the Slow pathway on ``size`` px and ``frames`` frames (deployment).
 
-        Absolute terms, as a configuration (:class:`mutual_mm.deploy.Subnet`'s
+        Absolute terms, as a subnet (:class:`mutual_mm.deploy.Subnet`'s
         ``scale``/``frames``) states them: ``size`` is the SHORT side of the Slow
         input (a non-square clip keeps its aspect ratio: the long side becomes
         ``round(long * size / short)``; a square one becomes ``size x size``),
@@ -130,7 +130,7 @@ class SlimResNet3dSlowFast(SlimBackboneMixin, ResNet3dSlowFast):
             if value is not None and (isinstance(value, bool) or
                                       not isinstance(value, int) or value <= 0):
                 raise ValueError(f'set_slow_input: {name}={value!r}; valid: a positive '
-                                 'int (a SlowFast configuration sets the short side of '
+                                 'int (a SlowFast subnet sets the short side of '
                                  'the Slow input), or None for the whole input')
         self.input_view = 0
         self.slow_input = None if size is None and frames is None else (size, frames)
@@ -228,7 +228,7 @@ class SlimResNet3dSlowFast(SlimBackboneMixin, ResNet3dSlowFast):
 
     def _downscale_slow_input(self, x_slow: torch.Tensor) -> torch.Tensor:
         # int(): under jit tracing (FLOPs counting) sizes are tensors; they are
-        # constants of the configuration
+        # constants of the subnet
         t, h, w = (int(s) for s in x_slow.shape[2:])
         frames, size = self._slow_target(t, h, w)
         if frames != t:

@@ -14,7 +14,7 @@ from torch import nn
 
 from ...registry import MODELS
 from .base import SlimBackboneMixin
-from .slim_mobilenet_v1 import FrozenStagesTrainMixin, default_init_cfg
+from .built_here import FrozenStagesTrainMixin, check_stage_args, default_init_cfg
 
 
 @MODELS.register_module()
@@ -71,14 +71,8 @@ class SlimVGG(FrozenStagesTrainMixin, SlimBackboneMixin, BaseModule):
                              f'{sorted(self.arch_settings)}')
         self.stage_blocks = self.arch_settings[depth]
         num_stages = len(self.stage_blocks)
-        out_indices = tuple(out_indices)
-        bad = [i for i in out_indices if i not in range(num_stages)]
-        if bad:
-            raise ValueError(f'SlimVGG: out_indices {out_indices} has invalid index '
-                             f'{bad[0]!r}; valid stage indices are {list(range(num_stages))}')
-        if frozen_stages not in range(-1, num_stages):
-            raise ValueError(f'SlimVGG: invalid frozen_stages={frozen_stages!r}; valid '
-                             f'values are {list(range(-1, num_stages))}')
+        out_indices = check_stage_args('SlimVGG', out_indices, frozen_stages, num_stages,
+                                       max_frozen=num_stages - 1)
         self.depth = depth
         self.with_bn = with_bn
         self.out_indices = out_indices
