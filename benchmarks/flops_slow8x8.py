@@ -6,48 +6,46 @@ Paper Table IV: 54.5 GFLOPs at 1.0x-224-8, a x0.06..x1.0 range over
 width [0.63, 1] x {142, 178, 224} x {3, 5, 8}.
 
     .venv/bin/python benchmarks/flops_slow8x8.py [--out benchmarks/results/flops_slow8x8.json]
+    .venv/bin/python benchmarks/flops_slow8x8.py --widths 1.0 --sizes 64 --frames 8  # quick
 """
 import argparse
 import json
 import os.path as osp
+import sys
 import time
-import warnings
 
-warnings.filterwarnings('ignore')
+import torch
 
-import torch  # noqa: E402
-from mmengine.analysis import FlopAnalyzer  # noqa: E402
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # the repository root
+from benchmarks import common  # noqa: E402
 
 import mutual_mm  # noqa: E402,F401
+from mutual_mm.hosts import HostForward, host_of, set_model_width  # noqa: E402
 from mutual_mm.utils import build_model, load_config  # noqa: E402
 
 CONFIG = 'mmaction::recognition/slowonly/slowonly_r50_8xb16-8x8x1-256e_kinetics400-rgb.py'
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--widths', type=float, nargs='+', default=[1.0, 0.8, 0.63])
     parser.add_argument('--sizes', type=int, nargs='+', default=[224, 178, 142])
     parser.add_argument('--frames', type=int, nargs='+', default=[8, 5, 3])
-    parser.add_argument('--out', default=osp.join(osp.dirname(__file__), 'results',
-                                                  'flops_slow8x8.json'))
-    args = parser.parse_args()
+    parser.add_argument('--out', default=common.result_path('flops_slow8x8'))
+    args = parser.parse_args(argv)
     cfg = load_config(CONFIG)
     cfg.model.backbone.type = 'SlimResNet3dSlowOnly'
-    model = build_model(cfg).eval()
-    mutual_mm.set_model_width(model, 1.0)
+    model = build_model(cfg)
+    forward = HostForward(host_of(model), 'scores')  # backbone + I3D head, tensor mode
     rows = []
     start = time.time()
     for width in args.widths:
-        mutual_mm.set_model_width(model, width)
+        set_model_width(model, width)
         for size in args.sizes:
             for frames in args.frames:
-                x = torch.zeros(1, 3, frames, size, size)
-                fa = FlopAnalyzer(_Head(model), (x, ))
-                fa.unsupported_ops_warnings(False)
-                fa.uncalled_modules_warnings(False)
+                clip = torch.zeros(1, 1, 3, frames, size, size)  # batch x clips x C x T x H x W
                 rows.append(dict(width=width, size=size, frames=frames,
-                                 gflops=fa.total() / 1e9))
+                                 gflops=common.count_flops(forward, clip) / 1e9))
                 print(f'{width:5.2f} x {size:3d} x {frames}: {rows[-1]["gflops"]:7.2f} GFLOPs',
                       flush=True)
     full = max(r['gflops'] for r in rows)
@@ -56,19 +54,7 @@ def main():
                    paper_full_gflops=54.5, paper_min_scale=0.06,
                    seconds=round(time.time() - start, 1), torch=torch.__version__)
     print(json.dumps(summary, indent=1))
-    with open(args.out, 'w') as f:
-        json.dump(dict(summary=summary, rows=rows), f, indent=1)
-
-
-class _Head(torch.nn.Module):
-    """Backbone + I3D head: the recognizer's tensor forward."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return self.model.cls_head(self.model.backbone(x))
+    common.save_json(args.out, dict(summary=summary, rows=rows))
 
 
 if __name__ == '__main__':
