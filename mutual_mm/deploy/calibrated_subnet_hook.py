@@ -75,7 +75,8 @@ class CalibratedSubnetHook(Hook):
     def before_run(self, runner) -> None:
         if self.subnet is not None:  # set by a caller (the lookup table)
             return
-        from_cfg = dict(runner.cfg.get(SUBNET_CFG_KEY) or {})
+        given_all = None not in self._given.values()  # then the config is not read
+        from_cfg = {} if given_all else dict(runner.cfg.get(SUBNET_CFG_KEY) or {})
         unknown = sorted(set(from_cfg) - set(self._given))
         if unknown:
             raise KeyError(f'{SUBNET_CFG_KEY}: unknown keys {unknown}; valid: width, '
