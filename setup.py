@@ -10,4 +10,5 @@ setup(
         'mmengine==0.10.7', 'mmcv==2.1.0', 'mmdet==3.3.0', 'mmaction2==1.2.0',
         'importlib_metadata>=6',
     ],
+    extras_require={'onnx': ['onnx>=1.23', 'onnxruntime>=1.32']},
 )

@@ -263,7 +263,7 @@ def test_lookup_table_rows(calibrated):
 def test_exported_subnet_keeps_the_slow_input(calibrated, dynamic, tmp_path):
     from tools.export_subnet import export
     cfg, _, out, _, _ = calibrated
-    weights, config_path, _ = export(cfg, out, REDUCED, str(tmp_path / 'subnet'))
+    weights, config_path, *_ = export(cfg, out, REDUCED, str(tmp_path / 'subnet'))
     static_cfg = Config.fromfile(config_path)
     assert list(static_cfg.model.model.backbone.slow_input) == [20, 1]
     pipeline = static_cfg.test_dataloader.dataset.pipeline  # the clip stays whole

@@ -96,7 +96,7 @@ def test_tsn_calibrates_tabulates_and_exports(trained, tmp_path):
     # the test at the reduced subnet, dynamic (the hook) and static (exported)
     from tools.export_subnet import export
     dynamic = _test_scores(cfg, out, tmp_path / 'dyn', subnet=REDUCED.as_dict())
-    weights, config_path, _ = export(cfg, out, REDUCED, str(tmp_path / 'subnet'))
+    weights, config_path, *_ = export(cfg, out, REDUCED, str(tmp_path / 'subnet'))
     static_cfg = Config.fromfile(config_path)
     sampler = [t for t in static_cfg.test_dataloader.dataset.pipeline
                if t['type'] == 'SampleFrames'][0]

@@ -2,11 +2,13 @@
 
     python tools/build_lookup_table.py CONFIG CHECKPOINT --out-dir DIR \
         [--widths ...] [--resolutions ...] [--frames ...] [--metric KEY] \
-        [--latency] [--budgets GFLOPS ...]
+        [--latency [torch|onnxruntime]] [--threads N] [--budgets GFLOPS ...] \
+        [--latency-budgets MS ...]
 
 Evaluates every subnet (default: the trained width grid x resolutions
 [x frames]) after BN calibration (from the checkpoint, or done here), with the
-config's own metric; measures FLOPs and parameters (and latency with --latency);
+config's own metric; measures FLOPs and parameters (and latency with --latency: in
+PyTorch, or of each subnet exported to ONNX in ONNX Runtime, the files in DIR/onnx/);
 writes DIR/table.csv, DIR/table.json (with the Pareto frontier) and DIR/table.png,
 prints the frontier and the best subnet for each --budgets value.
 """
@@ -56,8 +58,16 @@ def main(argv=None):
                         help="count FLOPs of the whole model, or of backbone + neck "
                              "('features'; fairer for detectors, whose tensor forward "
                              "runs the RoI heads on every proposal)")
-    parser.add_argument('--latency', action='store_true',
-                        help='also measure the median latency on this device')
+    parser.add_argument('--latency', nargs='?', const='torch', default=None,
+                        choices=('torch', 'onnxruntime'),
+                        help='also measure the median latency of one input: in PyTorch on '
+                        'this device (--latency, --latency torch) or of the subnet exported '
+                        'to ONNX in ONNX Runtime on the CPU (--latency onnxruntime)')
+    parser.add_argument('--threads', type=int, default=None,
+                        help='ONNX Runtime intra-op threads for --latency onnxruntime '
+                        "(default: its own)")
+    parser.add_argument('--latency-budgets', type=positive_float, nargs='*', default=[],
+                        help='latency budgets (ms) to pick the best subnet for (with --latency)')
     parser.add_argument('--num-batches', type=int, default=10,
                         help='calibration batches for subnets not yet calibrated')
     parser.add_argument('--budgets', type=positive_float, nargs='*', default=[],
@@ -70,14 +80,21 @@ def main(argv=None):
     cfg = load_config(args.config)
     cfg.work_dir = osp.join(args.out_dir, 'work')
     subnets = trained_subnets(cfg, args.widths, args.resolutions, args.frames)
+    if args.latency_budgets and not args.latency:
+        parser.error('--latency-budgets needs --latency')
     rows, metric = build_lookup_table(cfg, args.checkpoint, subnets, args.metric,
-                                      args.latency, args.num_batches,
+                                      args.latency or False, args.num_batches,
                                       flops_scope=args.flops_scope,
-                                      allow_untrained=args.allow_untrained)
+                                      allow_untrained=args.allow_untrained,
+                                      threads=args.threads,
+                                      onnx_dir=osp.join(args.out_dir, 'onnx'))
     files = save_table(rows, osp.join(args.out_dir, 'table'), metric)
     files['plot'] = plot_table(
         rows, osp.join(args.out_dir, 'table.png'), metric,
         flops_label='GFLOPs' + (' (backbone + neck)' if args.flops_scope == 'features' else ''))
+    if args.latency:
+        files['latency plot'] = plot_table(rows, osp.join(args.out_dir, 'table_latency.png'),
+                                           metric, cost='latency')
     print('\nPareto frontier (best subnet for each budget):')
     print(format_rows(pareto_frontier(rows), metric))
     for budget in args.budgets:
@@ -87,8 +104,15 @@ def main(argv=None):
                   f'({best.flops / 1e9:.3f} GFLOPs, {metric} {best.metric:.4f})')
         except ValueError as err:
             print(f'budget {budget:g} GFLOPs -> {err}')
+    for budget in args.latency_budgets:
+        try:
+            best = select_subnet(rows, max_latency_ms=budget)
+            print(f'budget {budget:g} ms ({args.latency}) -> {best.subnet.key} '
+                  f'({best.latency_ms:.2f} ms, {metric} {best.metric:.4f})')
+        except ValueError as err:
+            print(f'budget {budget:g} ms -> {err}')
     for kind, path in files.items():
-        print(f'{kind:>5}: {path}')
+        print(f'{kind:>12}: {path}')
     return rows
 
 

@@ -1,7 +1,7 @@
 """Export one subnet of a calibrated MutualNet checkpoint as a static model.
 
     python tools/export_subnet.py CONFIG CALIBRATED_CHECKPOINT --width 0.5 \
-        [--resolution 160 | 1000x360] [--frames 5] --out-dir DIR
+        [--resolution 160 | 1000x360] [--frames 5] --out-dir DIR [--onnx]
 
 Writes DIR/subnet.pth (weights sliced to the reduced shapes, the subnet's
 calibrated BN statistics in place) and DIR/subnet_config.py, which builds that
@@ -9,6 +9,12 @@ static network (``MutualStaticSubnet``) with the test pipeline at the
 subnet's input size (for SlowFast: the full clip, and the backbone's
 ``slow_input`` set to the subnet's Slow size and frames): ``mim test
 mmdet|mmaction2 DIR/subnet_config.py --checkpoint DIR/subnet.pth`` tests it.
+
+With --onnx also DIR/subnet.onnx, which needs neither this package nor mmcv:
+recognizers and classifiers up to the class scores, detectors backbone + neck
+(their heads need mmcv's RoIAlign/NMS, custom ONNX operators); run in ONNX
+Runtime on one test input and compared with PyTorch (the difference is printed;
+above 1e-4 of the largest output it fails). See mutual_mm/deploy/onnx_export.py.
 """
 import argparse
 import copy
@@ -60,7 +66,24 @@ def export(cfg, checkpoint: str, subnet: Subnet, out_dir: str,
     cfg.pop('work_dir', None)
     config_path = osp.join(out_dir, 'subnet_config.py')
     cfg.dump(config_path)
-    return weights, config_path, static
+    return weights, config_path, static, inputs[:1]
+
+
+def export_to_onnx(static, inputs, out_dir: str) -> dict:
+    """DIR/subnet.onnx from the static subnet, checked in ONNX Runtime against
+    PyTorch on ``inputs`` (one test input); a difference above the tolerance
+    fails."""
+    from mutual_mm.deploy.onnx_export import (RELATIVE_TOLERANCE, check_onnx,
+                                              export_onnx, exported_part)
+    part = exported_part(static)
+    path = export_onnx(part, tuple(inputs.shape), osp.join(out_dir, 'subnet.onnx'))
+    check = check_onnx(part, path, inputs)
+    if not check['within_tolerance']:
+        raise RuntimeError(
+            f'{path}: ONNX Runtime differs from PyTorch by {check["max_abs_diff"]:.3g} '
+            f'({check["max_rel_diff"]:.3g} of the largest output; tolerance '
+            f'{RELATIVE_TOLERANCE:g})')
+    return dict(path=path, **check)
 
 
 def main(argv=None):
@@ -72,17 +95,27 @@ def main(argv=None):
     parser.add_argument('--resolution', type=parse_resolution)
     parser.add_argument('--frames', type=int)
     parser.add_argument('--out-dir', required=True)
+    parser.add_argument('--onnx', action='store_true',
+                        help='also write DIR/subnet.onnx (recognizers/classifiers: up to the '
+                        'class scores; detectors: backbone + neck) and check it in ONNX '
+                        'Runtime against PyTorch on a test input')
     parser.add_argument('--allow-untrained', action='store_true',
                         help='use subnets outside what the checkpoint was trained on '
                         '(logged); refused otherwise')
     args = parser.parse_args(argv)
     cfg = load_config(args.config)
     subnet = Subnet(args.width, args.resolution, args.frames)
-    weights, config_path, static = export(cfg, args.checkpoint, subnet, args.out_dir,
-                                          args.allow_untrained)
+    weights, config_path, static, example = export(cfg, args.checkpoint, subnet,
+                                                   args.out_dir, args.allow_untrained)
     params = sum(p.numel() for p in static.parameters())
     print(f'exported {subnet.key}: {params / 1e6:.2f} M parameters\n'
           f'  weights: {weights}\n  config:  {config_path}')
+    if args.onnx:
+        onnx = export_to_onnx(static, example, args.out_dir)
+        print(f'  onnx:    {onnx["path"]} (input {tuple(example.shape)}; ONNX Runtime vs '
+              f'PyTorch: max |diff| {onnx["max_abs_diff"]:.2g}, '
+              f'{onnx["max_rel_diff"]:.2g} of the largest output)')
+        return weights, config_path, onnx
     return weights, config_path
 
 

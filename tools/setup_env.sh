@@ -40,12 +40,13 @@ if ! "$VENV/bin/python" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '2
         "${pip[@]}" install --no-build-isolation mmcv==2.1.0
 fi
 
-log "installing the OpenMMLab stack and test tools"
-"${pip[@]}" install -q -r "$ROOT/requirements/stack.txt" -r "$ROOT/requirements/tests.txt"
+log "installing the OpenMMLab stack, ONNX Runtime and test tools"
+"${pip[@]}" install -q -r "$ROOT/requirements/stack.txt" -r "$ROOT/requirements/onnx.txt" \
+    -r "$ROOT/requirements/tests.txt"
 
 log "installing mutual_mm (editable)"
 "${pip[@]}" install -q --no-build-isolation --no-deps -e "$ROOT"
 
-"$VENV/bin/python" -c "import mutual_mm, mmcv.ops, mmdet, mmaction" >/dev/null
+"$VENV/bin/python" -c "import mutual_mm, mmcv.ops, mmdet, mmaction, onnxruntime" >/dev/null
 echo "$want" > "$STAMP"
 log "environment ready: $VENV"

@@ -1,5 +1,7 @@
 """Evaluate a calibrated checkpoint over subnets: the lookup table."""
 import copy
+import os
+import os.path as osp
 from typing import List, Optional
 
 from mmengine.config import Config
@@ -12,6 +14,7 @@ from .calibrated_subnet_hook import CalibratedSubnetHook
 from .complexity import measure_complexity, measure_latency_ms
 from ..hosts import host_of
 from ..internals import mark_checkpoint_loaded
+from ..models.slimming import unwrap_model
 from .apply_subnet import apply_subnet
 from .lookup_table import TableRow
 from .subnet import Subnet
@@ -27,10 +30,14 @@ def pick_metric(host, metrics: dict, name: Optional[str]) -> str:
     return host.main_metric(metrics)
 
 
+LATENCY_RUNTIMES = ('torch', 'onnxruntime')
+
+
 def build_lookup_table(cfg: Config, checkpoint: str, subnets: List[Subnet],
-                       metric: Optional[str] = None, latency: bool = False,
+                       metric: Optional[str] = None, latency=False,
                        num_batches: int = 10, repeats: int = 10,
-                       flops_scope: str = 'model', allow_untrained: bool = False):
+                       flops_scope: str = 'model', allow_untrained: bool = False,
+                       threads: Optional[int] = None, onnx_dir: Optional[str] = None):
     """Evaluate ``subnets`` of ``checkpoint`` with the config's own test metric.
 
     Each subnet runs with BN statistics calibrated for it: taken from the
@@ -41,6 +48,12 @@ def build_lookup_table(cfg: Config, checkpoint: str, subnets: List[Subnet],
     'features', see :data:`mutual_mm.deploy.complexity.FLOPS_SCOPES`).
     Subnets outside what the checkpoint was trained on are refused, or
     with ``allow_untrained`` tabulated with ``trained=False``.
+
+    ``latency``: False, ``'torch'`` (or True: the PyTorch model on its device)
+    or ``'onnxruntime'``: each subnet exported (:mod:`.onnx_export`; the
+    family's exported part, one test input) and timed in ONNX Runtime on the
+    CPU with ``threads`` intra-op threads; the files stay in ``onnx_dir``
+    (default: ``<work_dir>/onnx``), named by the subnet's key.
 
     Returns:
         (rows, metric name)
@@ -66,6 +79,7 @@ def build_lookup_table(cfg: Config, checkpoint: str, subnets: List[Subnet],
 
     probe_loader = Runner.build_dataloader(copy.deepcopy(cfg.test_dataloader),
                                            seed=runner.seed)
+    runtime = _latency_runtime(latency)
     rows, name = [], metric
     host = host_of(runner.model)
     bar = ProgressBar(len(subnets))
@@ -76,8 +90,35 @@ def build_lookup_table(cfg: Config, checkpoint: str, subnets: List[Subnet],
         apply_subnet(runner.model, probe_loader.dataset, subnet)
         batch = next(iter(probe_loader))
         flops, params = measure_complexity(runner.model, batch, flops_scope)
-        ms = measure_latency_ms(runner.model, batch, repeats) if latency else None
+        ms = None
+        if runtime == 'torch':
+            ms = measure_latency_ms(runner.model, batch, repeats)
+        elif runtime == 'onnxruntime':
+            ms = _onnxruntime_latency(runner.model, batch, subnet,
+                                      onnx_dir or osp.join(cfg.work_dir, 'onnx'),
+                                      threads, repeats)
         rows.append(TableRow(subnet, flops, params, float(metrics[name]), ms,
-                             trained=subnet.key not in untrained))
+                             trained=subnet.key not in untrained, latency_runtime=runtime))
         bar.update()
     return rows, name
+
+
+def _latency_runtime(latency) -> Optional[str]:
+    if latency is False or latency is None:
+        return None
+    runtime = 'torch' if latency is True else latency
+    if runtime not in LATENCY_RUNTIMES:
+        raise ValueError(f'latency={latency!r}; valid: False, True (torch), '
+                         f'{", ".join(map(repr, LATENCY_RUNTIMES))}')
+    return runtime
+
+
+def _onnxruntime_latency(model, batch: dict, subnet: Subnet, onnx_dir: str,
+                         threads: Optional[int], repeats: int) -> float:
+    from .onnx_export import export_onnx, onnx_latency_ms, static_exported_part
+    os.makedirs(onnx_dir, exist_ok=True)
+    inputs = unwrap_model(model).data_preprocessor(batch, False)['inputs'][:1]
+    shape = tuple(inputs.shape)
+    path = export_onnx(static_exported_part(model, subnet.width, shape), shape,
+                       osp.join(onnx_dir, f'{subnet.key}.onnx'))
+    return onnx_latency_ms(path, shape, threads, repeats)

@@ -21,6 +21,9 @@ class TableRow:
         latency_ms: median latency on the measuring device, if measured.
         trained: False for a subnet outside what the checkpoint was
             trained on, tabulated only because it was explicitly allowed.
+        latency_runtime: what ran for ``latency_ms``: ``'torch'`` (the
+            PyTorch model on its device) or ``'onnxruntime'`` (the exported
+            subnet in ONNX Runtime, CPU).
     """
     subnet: Subnet
     flops: float
@@ -28,6 +31,7 @@ class TableRow:
     metric: float
     latency_ms: Optional[float] = None
     trained: bool = True
+    latency_runtime: Optional[str] = None
 
     def as_dict(self) -> dict:
         out = dict(key=self.subnet.key, **self.subnet.as_dict())
@@ -47,18 +51,34 @@ class TableRow:
         latency = None if latency in (None, '', 'None') else float(latency)
         trained = d.get('trained', True)
         trained = trained not in (False, 'False', 'false', '0', 0)
+        runtime = d.get('latency_runtime')
+        runtime = None if runtime in (None, '', 'None') else runtime
         return cls(Subnet(float(d['width']), scale, frames), float(d['flops']),
-                   float(d['params']), float(d['metric']), latency, trained)
+                   float(d['params']), float(d['metric']), latency, trained, runtime)
 
 
 Table = Union[Sequence[TableRow], str]
 
 
-def pareto_frontier(rows: Sequence[TableRow]) -> List[TableRow]:
-    """The rows no other row beats: sorted by FLOPs, each with a higher metric
-    than every cheaper row (the best subnet for each budget)."""
+COSTS = ('flops', 'latency')
+
+
+def _cost(cost: str):
+    if cost not in COSTS:
+        raise ValueError(f'cost={cost!r}; valid: {", ".join(map(repr, COSTS))}')
+    return (lambda r: r.flops) if cost == 'flops' else (lambda r: r.latency_ms)
+
+
+def pareto_frontier(rows: Sequence[TableRow], cost: str = 'flops') -> List[TableRow]:
+    """The rows no other row beats: sorted by cost (FLOPs, or latency), each
+    with a higher metric than every cheaper row (the best subnet for each
+    budget)."""
+    key = _cost(cost)
+    if cost == 'latency' and any(r.latency_ms is None for r in rows):
+        raise ValueError('pareto_frontier(cost="latency"): the table has no latencies; '
+                         'build it with --latency')
     frontier, best = [], float('-inf')
-    for row in sorted(rows, key=lambda r: (r.flops, -r.metric)):
+    for row in sorted(rows, key=lambda r: (key(r), -r.metric)):
         if row.metric > best:
             frontier.append(row)
             best = row.metric
@@ -127,9 +147,12 @@ def select_subnet(table: Table, max_flops: Optional[float] = None,
 
 
 def plot_table(rows: Sequence[TableRow], path: str, metric_name: str = 'metric',
-               title: str = '', flops_label: str = 'GFLOPs') -> str:
-    """Metric vs FLOPs for every subnet, the Pareto frontier drawn as
-    segments colored by the input resolution it uses (as the paper's Fig. 9)."""
+               title: str = '', flops_label: str = 'GFLOPs', cost: str = 'flops') -> str:
+    """Metric vs FLOPs (or latency: ``cost='latency'``) for every subnet, the
+    Pareto frontier drawn as segments colored by the input resolution it uses
+    (as the paper's Fig. 9)."""
+    key = _cost(cost)
+    x_of = (lambda r: r.flops / 1e9) if cost == 'flops' else key
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -138,17 +161,19 @@ def plot_table(rows: Sequence[TableRow], path: str, metric_name: str = 'metric',
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     for s in scales:
         pts = [r for r in rows if _scale_label(r) == s]
-        ax.scatter([r.flops / 1e9 for r in pts], [r.metric for r in pts], s=12,
+        ax.scatter([x_of(r) for r in pts], [r.metric for r in pts], s=12,
                    color=colors[s], alpha=0.35)
-    frontier = pareto_frontier(rows)
+    frontier = pareto_frontier(rows, cost)
     for a, b in zip(frontier, frontier[1:]):
-        ax.plot([a.flops / 1e9, b.flops / 1e9], [a.metric, b.metric], lw=2.2,
+        ax.plot([x_of(a), x_of(b)], [a.metric, b.metric], lw=2.2,
                 color=colors[_scale_label(b)])
     for s in scales:
         ax.plot([], [], color=colors[s], lw=2.2, label=f'resolution {s}')
-    ax.set_xlabel(flops_label)
+    runtime = next((r.latency_runtime for r in rows if r.latency_runtime), None)
+    ax.set_xlabel(flops_label if cost == 'flops' else f'latency (ms, {runtime or "?"})')
     ax.set_ylabel(metric_name)
-    ax.set_title(title or f'{metric_name} vs FLOPs (frontier colored by resolution)')
+    ax.set_title(title or f'{metric_name} vs {"FLOPs" if cost == "flops" else "latency"} '
+                 '(frontier colored by resolution)')
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -1,0 +1,82 @@
+"""A subnet outside PyTorch: exported to ONNX (standard operators only, no
+mutual_mm or mmcv needed), run in ONNX Runtime and compared with PyTorch; the
+lookup table's ONNX Runtime latency column; the export tool's --onnx."""
+import os.path as osp
+
+import onnx
+import pytest
+import torch
+
+import mutual_mm  # noqa: F401
+from mutual_mm.deploy import select_subnet
+from mutual_mm.deploy.onnx_export import (RELATIVE_TOLERANCE, check_onnx, export_onnx,
+                                          onnx_latency_ms, static_exported_part)
+from mutual_mm.utils import build_model, load_config
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DEMOS = {  # (config, a reduced input, outputs of the exported part)
+    'video': ('configs/demo/slowonly_slim-r18_mutualnet_motion-demo.py',
+              (1, 1, 3, 4, 40, 40), 1),  # class scores
+    'detection': ('configs/demo/mask-rcnn_slim-r18_fpn_mutualnet_shapes-demo.py',
+                  (1, 3, 96, 160), 5),  # the 5 FPN levels
+}
+
+
+@pytest.mark.parametrize('task', sorted(DEMOS))
+def test_reduced_subnet_runs_in_onnxruntime_as_in_pytorch(task, tmp_path):
+    config, shape, num_outputs = DEMOS[task]
+    torch.manual_seed(0)
+    model = build_model(load_config(osp.join(ROOT, config)))
+    model.init_weights()
+    part = static_exported_part(model, 0.5, shape)
+    path = export_onnx(part, shape, str(tmp_path / f'{task}.onnx'))
+    graph = onnx.load(path)
+    onnx.checker.check_model(graph)
+    assert {node.domain for node in graph.graph.node} <= {'', 'ai.onnx'}  # standard ops
+    dims = [d.dim_value for d in graph.graph.input[0].type.tensor_type.shape.dim]
+    assert tuple(dims) == shape
+    check = check_onnx(part, path, torch.randn(shape))
+    assert check['outputs'] == num_outputs
+    assert check['max_rel_diff'] <= RELATIVE_TOLERANCE and check['within_tolerance']
+    # the exported network is the reduced one: fewer weights than the full width's
+    # (a detector's FPN reads fewer channels, but keeps its outputs)
+    full = static_exported_part(model, 1.0, shape)
+    assert sum(p.numel() for p in part.parameters()) < \
+        0.8 * sum(p.numel() for p in full.parameters())
+    assert onnx_latency_ms(path, shape, threads=1, repeats=2, warmup=1) > 0
+
+
+def test_export_tool_writes_a_checked_onnx_file(trained, tmp_path):
+    from tools.calibrate_bn import main as calibrate
+    from tools.export_subnet import main as export
+    cfg, checkpoint, _ = trained
+    cfg_file = tmp_path / 'config.py'
+    cfg.dump(str(cfg_file))
+    calibrated = str(tmp_path / 'calibrated.pth')
+    calibrate([str(cfg_file), checkpoint, '--out', calibrated, '--widths', '0.5',
+               '--resolutions', '32', '--frames', '2', '--num-batches', '1'])
+    _, _, result = export([str(cfg_file), calibrated, '--width', '0.5', '--resolution',
+                           '32', '--frames', '2', '--out-dir', str(tmp_path / 'subnet'),
+                           '--onnx'])
+    assert result['path'] == str(tmp_path / 'subnet' / 'subnet.onnx')
+    assert result['within_tolerance'] and result['outputs'] == 1
+    graph = onnx.load(result['path'])
+    dims = [d.dim_value for d in graph.graph.input[0].type.tensor_type.shape.dim]
+    assert dims[-3:] == [2, 32, 32]  # the subnet's frames and size
+
+
+def test_lookup_table_onnxruntime_latency(trained, tmp_path):
+    from tools.build_lookup_table import main
+    cfg, checkpoint, _ = trained
+    cfg_file = tmp_path / 'config.py'
+    cfg.dump(str(cfg_file))
+    out = tmp_path / 'lut'
+    rows = main([str(cfg_file), checkpoint, '--out-dir', str(out), '--widths', '1.0', '0.5',
+                 '--resolutions', '48', '--frames', '4', '--num-batches', '1',
+                 '--latency', 'onnxruntime', '--threads', '1', '--latency-budgets', '1e6'])
+    assert all(r.latency_runtime == 'onnxruntime' and r.latency_ms > 0 for r in rows)
+    for row in rows:
+        assert (out / 'onnx' / f'{row.subnet.key}.onnx').is_file()
+    loaded = select_subnet(str(out / 'table.csv'), max_latency_ms=1e6)
+    assert loaded.latency_runtime == 'onnxruntime'
+    assert (out / 'table_latency.png').is_file()
