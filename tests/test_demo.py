@@ -34,3 +34,8 @@ def test_demo_quick_runs_the_whole_workflow(tmp_path):
         log = (runs / name / 'train.log').read_text()
         assert 'min.width' in log and 'rand1.width' in log
     assert 'done in' in result.stdout and 'budget 50% of the full FLOPs' in result.stdout
+    # the video model's pick under a latency budget in ONNX Runtime, and its file
+    pick = summary['video']['latency_pick']
+    assert pick['latency_runtime'] == 'onnxruntime' and pick['latency_ms'] <= pick['budget_ms']
+    assert osp.isfile(pick['onnx']) and pick['onnx'] in result.stdout
+    assert 'in ONNX Runtime' in result.stdout

@@ -42,7 +42,9 @@ DEMOS = [
          flops_scope='features'),
     dict(name='video', host='mmaction2',
          config=osp.join(ROOT, 'configs/demo/slowonly_slim-r18_mutualnet_motion-demo.py'),
-         widths=[1.0, 0.75, 0.5, 0.25], metric='acc/top1', flops_scope='model'),
+         widths=[1.0, 0.75, 0.5, 0.25], metric='acc/top1', flops_scope='model',
+         # each subnet exported to ONNX and timed in ONNX Runtime (CPU, 1 thread)
+         latency='onnxruntime'),
 ]
 QUICK_DATA = dict(images=(8, 4), videos=(8, 4))
 QUICK_OPTIONS = {'train_cfg.max_iters': 2, 'train_cfg.val_interval': 2,
@@ -101,7 +103,9 @@ def calibrate_and_tabulate(demo: dict, checkpoint: str, out_dir: str, options: d
     calibrate_checkpoint(cfg, checkpoint, calibrated, subnets, num_batches)
     print(f'\nevaluating {len(subnets)} subnets on the val split')
     rows, metric = build_lookup_table(cfg, calibrated, subnets, demo['metric'],
-                                      flops_scope=demo['flops_scope'])
+                                      latency=demo.get('latency', False),
+                                      flops_scope=demo['flops_scope'], threads=1,
+                                      onnx_dir=osp.join(out_dir, 'onnx'))
     files = save_table(rows, osp.join(out_dir, 'table'), metric)
     flops_label = 'GFLOPs' + (' (backbone + neck)' if demo['flops_scope'] == 'features'
                               else '')
@@ -112,8 +116,9 @@ def calibrate_and_tabulate(demo: dict, checkpoint: str, out_dir: str, options: d
     return rows, metric, files
 
 
-def report(demo: dict, rows, metric: str) -> dict:
-    """Print the Pareto frontier and the picks for two budgets; return a summary."""
+def report(demo: dict, rows, metric: str, out_dir: str) -> dict:
+    """Print the Pareto frontier and the picks for two budgets (and, with
+    latencies, under half the full network's latency); return a summary."""
     from mutual_mm.deploy import pareto_frontier, select_subnet
     full = max(rows, key=lambda r: r.flops)
     smallest = min(rows, key=lambda r: r.flops)
@@ -133,8 +138,18 @@ def report(demo: dict, rows, metric: str) -> dict:
                   f'{best.subnet.key}: {metric} {best.metric:.4f} at {best.flops / 1e6:.1f} MFLOPs')
         except ValueError as err:
             print(f'  budget {fraction:.0%}: {err}')
-    return dict(full=full.as_dict(), smallest=smallest.as_dict(),
-                picks={str(k): v.as_dict() for k, v in picks.items()})
+    summary = dict(full=full.as_dict(), smallest=smallest.as_dict(),
+                   picks={str(k): v.as_dict() for k, v in picks.items()})
+    if demo.get('latency'):
+        budget = 0.5 * full.latency_ms
+        best = select_subnet(rows, max_latency_ms=budget)
+        onnx_file = osp.join(out_dir, 'onnx', f'{best.subnet.key}.onnx')
+        print(f'  budget {budget:.2f} ms in ONNX Runtime (half the full network\'s '
+              f'{full.latency_ms:.2f} ms, CPU, 1 thread) -> {best.subnet.key}: {metric} '
+              f'{best.metric:.4f} at {best.latency_ms:.2f} ms\n'
+              f'    its ONNX file (needs neither PyTorch nor mutual_mm): {onnx_file}')
+        summary['latency_pick'] = dict(best.as_dict(), budget_ms=budget, onnx=onnx_file)
+    return summary
 
 
 def main(argv=None):
@@ -171,7 +186,7 @@ def main(argv=None):
         print(f'\n[{3 + 2 * step}/5] calibration, lookup table and plot ({demo["name"]})')
         rows, metric, files = calibrate_and_tabulate(demo, checkpoint, out_dir, options,
                                                      1 if args.quick else 8)
-        summary[demo['name']] = dict(report(demo, rows, metric), metric=metric,
+        summary[demo['name']] = dict(report(demo, rows, metric, out_dir), metric=metric,
                                      minutes=round((time.time() - t0) / 60, 2))
         outputs[demo['name']] = dict(checkpoint=checkpoint, work_dir=osp.join(out_dir, 'train'),
                                      **files)
