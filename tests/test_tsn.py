@@ -16,7 +16,7 @@ from mmengine.runner import Runner
 import mutual_mm
 from mutual_mm.deploy import (Subnet, build_lookup_table, calibrate_checkpoint,
                               trained_subnets)
-from mutual_mm.hosts import RecognizerHost, host_of
+from mutual_mm.hosts import Recognizer2DHost, host_of
 from mutual_mm.utils import load_config
 
 from .helpers import on_small_data
@@ -74,7 +74,7 @@ def trained(tmp_path_factory):
 def test_tsn_is_a_recognizer_family(trained):
     _, _, _, runner = trained
     host = host_of(runner.model)
-    assert type(host) is RecognizerHost and host.default_distill == 'kl'
+    assert type(host) is Recognizer2DHost and host.default_distill == "kl"
     assert host.consumer() is runner.model.cls_head
     scalars = runner.message_hub.log_scalars
     assert {'train/min.width', 'train/rand1.frames'} <= set(scalars)

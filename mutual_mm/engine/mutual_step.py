@@ -92,7 +92,8 @@ def backward_without_step(optim_wrapper, loss: torch.Tensor) -> None:
 
 def mutual_train_step(wrapper: nn.Module, data: dict, optim_wrapper,
                       cohort: List[Member], configure: Callable[[Member], int],
-                      capture_logits: Optional[Callable[[], torch.Tensor]] = None
+                      capture_logits: Optional[Callable[[], torch.Tensor]] = None,
+                      make_view: Optional[Callable[[dict, int], dict]] = None
                       ) -> Dict[str, torch.Tensor]:
     """Train ``cohort`` on ``data``; gradients accumulate, the optimizer steps once.
 
@@ -110,6 +111,9 @@ def mutual_train_step(wrapper: nn.Module, data: dict, optim_wrapper,
         capture_logits: if given, distillation is on: returns the classification
             logits of the last forward; sub-networks then learn the KL divergence
             to the full network's detached logits instead of their own losses.
+        make_view: if given, ``make_view(batch, member.view)`` makes a member's
+            input from the preprocessed batch it is fed (views made on the
+            device from the loaded batch). Each data view is preprocessed once.
 
     Returns:
         log variables: every member's losses prefixed by its name, its width and
@@ -127,13 +131,19 @@ def mutual_train_step(wrapper: nn.Module, data: dict, optim_wrapper,
     total = 0.0
     teacher = None
     checked = []
+    preprocessed: Dict[int, dict] = {}
     for k, member in enumerate(cohort):
         last = k == len(cohort) - 1
         sync = contextlib.nullcontext() if last or not can_skip_sync \
             else wrapper.no_sync()
         with sync:
             with optim_wrapper.optim_context(wrapper):
-                batch = model.data_preprocessor(views[configure(member)], True)
+                index = configure(member)
+                if index not in preprocessed:
+                    preprocessed[index] = model.data_preprocessor(views[index], True)
+                batch = preprocessed[index]
+                if make_view is not None:
+                    batch = make_view(batch, member.view)
                 losses = run_forward(wrapper, batch, mode='loss')
                 if capture_logits is not None:
                     logits = capture_logits()

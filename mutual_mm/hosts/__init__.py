@@ -4,11 +4,12 @@ here: a :class:`HostAdapter` registered with ``HOSTS``."""
 from .base import HOSTS, HostAdapter, HostForward, host_class_of, host_of
 from .classifier import ClassifierHost
 from .detector import DetectorHost
-from .recognizer import RecognizerHost
-from .views import BackboneViews, PipelineViews, find_multi_resolution
+from .recognizer import Recognizer2DHost, RecognizerHost
+from .views import BackboneViews, BatchViews, PipelineViews, find_multi_resolution
 from .width import get_model_width, model_at_width, prepare_consumers, set_model_width
 
 __all__ = ['HOSTS', 'HostAdapter', 'HostForward', 'host_of', 'host_class_of', 'DetectorHost',
-           'RecognizerHost', 'ClassifierHost', 'PipelineViews', 'BackboneViews',
+           'RecognizerHost', 'Recognizer2DHost', 'ClassifierHost', 'PipelineViews',
+           'BatchViews', 'BackboneViews',
            'find_multi_resolution', 'set_model_width', 'get_model_width',
            'model_at_width', 'prepare_consumers']

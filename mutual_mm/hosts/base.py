@@ -17,7 +17,7 @@ from torch import nn
 from ..internals import run_forward
 from ..models.slimming import find_slim_backbone, unwrap_model
 from ..ops import convert_to_slim
-from .views import BackboneViews, PipelineViews
+from .views import BackboneViews, BatchViews, PipelineViews
 
 HOSTS = Registry('mutual_mm host adapter')
 
@@ -35,12 +35,14 @@ class HostAdapter:
         metric_hints: suffixes of the evaluator keys to report, best first.
         feature_part: children that ``features`` runs (BN calibration runs only
             them when every BN layer sits there).
+        makes_batch_views: whether :meth:`batch_view` is implemented.
     """
     host_types: Tuple[type, ...] = ()
     consumer_names: Tuple[str, ...] = ()
     logits_name: Optional[str] = None
     metric_hints: Tuple[str, ...] = ()
     feature_part: Tuple[str, ...] = ('backbone', 'neck')
+    makes_batch_views: bool = False
 
     def __init__(self, model: nn.Module):
         self.model = unwrap_model(model)
@@ -119,12 +121,37 @@ class HostAdapter:
         return bool(parts) and all(n.startswith(parts) for n in names)
 
     # ---------------------------------------------------------------- views
-    def training_views(self, train_dataset, multi_resolution: bool = True):
+    def training_views(self, train_dataset, multi_resolution: bool = True,
+                       batch_views: Optional[dict] = None):
         """Where each cohort member's input view comes from: the backbone's own
-        views (SlowFast's Slow input) or the pipeline's ``MultiResolution``."""
+        views (SlowFast's Slow input), views made from the loaded batch
+        (``batch_views=dict(scales=..., frames=...)``, see :meth:`batch_view`)
+        or the pipeline's ``MultiResolution``."""
         if self.backbone.owns_input_views:
+            if batch_views is not None:
+                raise ValueError(
+                    f'MutualLearningHook: batch_views given, but '
+                    f'{type(self.backbone).__name__} makes its own input views; '
+                    'remove batch_views')
             return BackboneViews.of(self.backbone, train_dataset)
+        if batch_views is not None:
+            return BatchViews.of(self, train_dataset, **batch_views)
         return PipelineViews.of(train_dataset, multi_resolution)
+
+    def check_batch_views(self) -> None:
+        if not self.makes_batch_views:
+            raise NotImplementedError(
+                f'{type(self).__name__}: views made from the batch are not available '
+                f'for {self.name} yet; put MultiResolution in the train pipeline instead')
+
+    def batch_view(self, batch: dict, scale, frames: Optional[int]) -> dict:
+        """A preprocessed training batch at view (``scale``, ``frames``), made on
+        its device from the full-size batch: what the pipeline would have
+        delivered at that view, up to resizing an already resized image
+        (:class:`~mutual_mm.hosts.views.BatchViews`). A family without it
+        trains with ``MultiResolution`` in the pipeline."""
+        self.check_batch_views()
+        raise NotImplementedError(f'{type(self).__name__}.batch_view')
 
 
 class HostForward(nn.Module):

@@ -2,6 +2,7 @@
 ImageNet pre-training of the slim backbones)."""
 from ..models.classifiers import MutualImageClassifier
 from .base import HOSTS, HostAdapter
+from .views import resize_last_two, square_or_pair
 
 
 @HOSTS.register_module()
@@ -12,6 +13,13 @@ class ClassifierHost(HostAdapter):
     logits_name = 'head'
     metric_hints = ('top1', 'acc')
     feature_part = ('backbone', )
+    makes_batch_views = True
 
     def scores(self, inputs, data_samples=None):
         return self.model(inputs, mode='tensor')
+
+    def batch_view(self, batch: dict, scale, frames):
+        if frames is not None:
+            raise ValueError(f'{self.name}: images have no frames; batch_views frames '
+                             f'must be None, got {frames!r}')
+        return dict(batch, inputs=resize_last_two(batch['inputs'], square_or_pair(scale)))

@@ -1,8 +1,9 @@
 """Action recognizers of mmaction2: 3D (SlowOnly, SlowFast, X3D) and 2D (TSN:
 segments folded into the batch, averaged by the head)."""
-from mmaction.models.recognizers import BaseRecognizer
+from mmaction.models.recognizers import BaseRecognizer, Recognizer2D
 
 from .base import HOSTS, HostAdapter
+from .views import resize_last_two, square_or_pair, take_frames
 
 
 @HOSTS.register_module()
@@ -17,10 +18,28 @@ class RecognizerHost(HostAdapter):
     logits_name = 'cls_head'
     metric_hints = ('mAP', 'top1', 'acc')
     feature_part = ('backbone', 'neck')
+    makes_batch_views = True
 
     def features(self, inputs):
         feats, _ = self.model.extract_feat(inputs)
         return feats
 
+    #: the frame axis of a preprocessed batch: (N, views, C, T, H, W)
+    frame_dim = 3
+
     def scores(self, inputs, data_samples=None):
         return self.model(inputs, mode='tensor', stage='head')
+
+    def batch_view(self, batch: dict, scale, frames):
+        """Frames spread uniformly over the clip (MultiResolution's rule), then a
+        fixed-size bilinear resize; labels unchanged."""
+        inputs = take_frames(batch['inputs'], self.frame_dim, frames)
+        return dict(batch, inputs=resize_last_two(inputs, square_or_pair(scale)))
+
+
+@HOSTS.register_module()
+class Recognizer2DHost(RecognizerHost):
+    """TSN and other 2D recognizers: segments folded into the batch by the
+    recognizer, so a view's frames are its segments: (N, segments, C, H, W)."""
+    host_types = (Recognizer2D, )
+    frame_dim = 1

@@ -1,14 +1,20 @@
 """Where a cohort member's input view comes from.
 
-Two sources, one interface (``views``, ``feed``, ``describe``, ``log_vars``,
-``trained_sizes``): the data pipeline's :class:`MultiResolution` (one packed
-batch per view; the member is fed its view's batch) or the backbone's own
-views (SlowFast: the clip stays whole for the Fast pathway and the backbone
-downscales its Slow input; every member is fed the one batch).
+Three sources, one interface (``views``, ``feed``, ``describe``, ``log_vars``,
+``trained_sizes``; ``make`` for views made from the batch): the data
+pipeline's :class:`MultiResolution` (one packed batch per view; the member is
+fed its view's batch), views made from the loaded, preprocessed batch on its
+device (:class:`BatchViews`: the pipeline stays the stock single-resolution
+one, only the views the cohort uses are made, as the official MutualNet code
+does with ``F.interpolate``), or the backbone's own views (SlowFast: the clip
+stays whole for the Fast pathway and the backbone downscales its Slow input;
+every member is fed the one batch).
 """
-from typing import Dict, List, Optional, Tuple
+from itertools import product
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 
 from ..datasets.transforms import MultiResolution
 from ..datasets.wrappers import nested_datasets
@@ -48,6 +54,11 @@ class PipelineViews:
         """Select view ``index``; the index of the data view to feed."""
         return index
 
+    def make(self, batch: dict, index: int) -> dict:
+        """The member's input from the preprocessed batch it is fed: that batch
+        (the pipeline made the view)."""
+        return batch
+
     def describe(self, index: int) -> str:
         scale, frames = self.views[index]
         return ', '.join(f'{k} {v}' for k, v in (('scale', scale), ('frames', frames))
@@ -71,6 +82,72 @@ class PipelineViews:
         return scales, frames
 
 
+class BatchViews(PipelineViews):
+    """Views made from the preprocessed full-size batch by the host family
+    (``host.batch_view``), only for the members that use them: ``views`` are
+    all (scale, frames) pairs, scale-major, the first the full network's (it
+    must be what the pipeline delivers)."""
+
+    def __init__(self, host, scales: Sequence, frames: Optional[Sequence[int]] = None):
+        if not scales:
+            raise ValueError('MutualLearningHook: batch_views scales is empty; give the '
+                             "full network's size first, e.g. dict(scales=[224, 160])")
+        for f in frames or []:
+            if not isinstance(f, int) or f <= 0 or f > frames[0]:
+                raise ValueError(f'MutualLearningHook: batch_views frame count {f!r}; '
+                                 f'valid: positive ints at most the first ({frames[0]})')
+        self.host = host
+        scales = [tuple(s) if isinstance(s, (tuple, list)) else int(s) for s in scales]
+        self.views = list(product(scales, list(frames) if frames else [None]))
+
+    @classmethod
+    def of(cls, host, dataset, scales: Sequence, frames=None) -> 'BatchViews':
+        host.check_batch_views()
+        if find_multi_resolution(dataset) is not None:
+            raise ValueError('MutualLearningHook: batch_views makes the views from the '
+                             'loaded batch; remove MultiResolution from the train pipeline')
+        return cls(host, scales, frames)
+
+    def feed(self, index: int) -> int:
+        return 0  # the one loaded batch; make() derives the view
+
+    def make(self, batch: dict, index: int) -> dict:
+        """The preprocessed ``batch`` at view ``index`` (the full view: as it is)."""
+        if index == 0:
+            return batch
+        return self.host.batch_view(batch, *self.views[index])
+
+
+def resize_last_two(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of the last two (spatial) dims of ``x``, every leading dim
+    kept (half-pixel centres, no antialiasing: what cv2's INTER_LINEAR, the
+    pipelines' ``Resize``, does)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    lead = x.shape[:-2]
+    flat = x.reshape((-1, 1) + tuple(x.shape[-2:]))
+    out = F.interpolate(flat.float(), size=size, mode='bilinear', align_corners=False)
+    return out.to(x.dtype).reshape(tuple(lead) + tuple(size))
+
+
+def square_or_pair(scale) -> Tuple[int, int]:
+    """(height, width) of a fixed-size view: an int is a square; a pair is
+    ``(w, h)`` as ``Resize(keep_ratio=False)`` takes it."""
+    if isinstance(scale, (tuple, list)):
+        return int(scale[1]), int(scale[0])
+    return int(scale), int(scale)
+
+
+def take_frames(x: torch.Tensor, dim: int, frames: Optional[int]) -> torch.Tensor:
+    """``frames`` entries of ``dim`` spread uniformly over it (the rule of
+    :func:`~mutual_mm.datasets.transforms.multi_resolution.uniform_frame_indices`)."""
+    full = x.shape[dim]
+    if frames is None or frames == full:
+        return x
+    index = ((torch.arange(frames, device=x.device) + 0.5) * full / frames).long()
+    return x.index_select(dim, index)
+
+
 class BackboneViews:
     """Views the backbone makes of its own input (``owns_input_views``):
     ``views`` are its (size factor, frame factor) pairs."""
@@ -91,6 +168,9 @@ class BackboneViews:
     def feed(self, index: int) -> int:
         self.backbone.set_input_view(index)
         return 0
+
+    def make(self, batch: dict, index: int) -> dict:
+        return batch  # the backbone makes the view
 
     def describe(self, index: int) -> str:
         size, frames = self.views[index]

@@ -54,6 +54,14 @@ class MutualLearningHook(Hook):
         multi_resolution (bool): whether the train pipeline must contain
             MultiResolution. False trains widths only (US-Net) at the pipeline's
             resolution. Defaults to True.
+        batch_views (dict, optional): make the views from the loaded batch
+            instead of the pipeline: ``dict(scales=[...], frames=[...])`` (as
+            MultiResolution's; the first the size and frames the stock pipeline
+            delivers). The pipeline stays the stock single-resolution one (no
+            MultiResolution); each member's input is resized (and its frames
+            taken) on the model's device from the preprocessed batch, only for
+            the views the iteration uses. Detectors: not yet (MultiResolution).
+            Defaults to None (the pipeline's MultiResolution views).
         seed (int, optional): seed of the cohort sampler; defaults to the run's
             seed (the same on every rank). Its state is saved in checkpoints,
             with the python, numpy and torch (CPU, CUDA) random states, so a
@@ -67,7 +75,7 @@ class MutualLearningHook(Hook):
     def __init__(self, width_range: Sequence[float] = (0.25, 1.0),
                  width_step: float = 0.05, num_random: int = 2,
                  distill: str = 'auto', multi_resolution: bool = True,
-                 seed: Optional[int] = None):
+                 batch_views: Optional[dict] = None, seed: Optional[int] = None):
         self.grid = WidthGrid(width_range, step=width_step)
         if not isinstance(num_random, int) or num_random < 0:
             raise ValueError(f'MutualLearningHook: num_random={num_random!r}; valid: '
@@ -78,6 +86,11 @@ class MutualLearningHook(Hook):
         self.num_random = num_random
         self.distill = distill
         self.multi_resolution = multi_resolution
+        if batch_views is not None and (not isinstance(batch_views, dict) or
+                                        set(batch_views) - {'scales', 'frames'}):
+            raise ValueError(f'MutualLearningHook: batch_views={batch_views!r}; valid: '
+                             'dict(scales=[...], frames=[...] or None)')
+        self.batch_views = batch_views
         self.seed = seed
         self.rng = random.Random()
         self.num_views = 1
@@ -112,7 +125,7 @@ class MutualLearningHook(Hook):
             m for m in model.modules()
             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
         self.views = self.host.training_views(runner.train_dataloader.dataset,
-                                              self.multi_resolution)
+                                              self.multi_resolution, self.batch_views)
         self.num_views = len(self.views.views)
         self._setup_distillation()
         if self._pending_random_states is not None:
@@ -189,7 +202,8 @@ class MutualLearningHook(Hook):
                 log_vars = mutual_train_step(
                     wrapper, data, optim_wrapper, cohort, self._configure,
                     capture_logits=(self._captured_logits
-                                    if self.resolved_distill == 'kl' else None))
+                                    if self.resolved_distill == 'kl' else None),
+                    make_view=self.views.make)
                 self._log_resolutions(log_vars, cohort)
                 return log_vars
             except NonFiniteLossError as err:
