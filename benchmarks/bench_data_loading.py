@@ -1,5 +1,6 @@
 """Data-loading throughput: the MultiResolution pipeline against the stock
-single-resolution one, and where the time goes.
+single-resolution one (and, for videos, the loader of views made from the batch),
+and where the time goes.
 
 Two pipelines per task, identical up to their tail, through the real dataset
 (``dataset[i]``) and mmengine's ``pseudo_collate`` in this process (what a
@@ -13,17 +14,27 @@ Two pipelines per task, identical up to their tail, through the real dataset
   SampleFrames(8, 8), DecordDecode, Resize(-1, 256), RandomResizedCrop, Flip``,
   then ``single``: ``Resize(224, 224) + FormatShape + PackActionInputs`` or
   ``multi``: ``MultiResolution`` over {224, 178, 142} x {8, 5, 3} frames (the
-  provided Slow-8x8 config).
+  provided Slow-8x8 config); and ``batch_views``: the loader of
+  ``MutualLearningHook(batch_views=...)``, which is the stock ``single`` pipeline
+  by construction (the views are made later, on the device, inside the training
+  step: ``bench_mutual_step.py`` times that). It is timed as a variant of its own,
+  a second copy of the same pipeline in the same rounds, so its ratios to
+  ``single`` (the noise floor: ideally 1) and to ``multi`` are real paired
+  measurements; its output is checked equal to ``single``'s.
 
-Every round loads one batch with each variant back to back (first alternating),
+Every round loads one batch with each variant back to back (first rotating),
 same samples, same random draws. Reported: samples/s, the median of the
 per-round ratios multi / single beside the ratio of output pixels (T x H x W
-summed over views), and where the time goes: a timer around each transform
-(also inside ``MultiResolution``, whose remainder is its per-view copy and frame
-subset), ``dataset`` (``__getitem__`` minus the pipeline) and ``pseudo_collate``.
+summed over views), for videos the throughput of batch_views against single
+(target >= 0.95) and against multi, and where the time goes: a timer around each
+transform (also inside ``MultiResolution``, whose remainder is its per-view copy
+and frame subset), ``dataset`` (``__getitem__`` minus the pipeline) and
+``pseudo_collate``.
 
     .venv/bin/python benchmarks/bench_data_loading.py               # both tasks
     .venv/bin/python benchmarks/bench_data_loading.py --only image --repeats 20
+    .venv/bin/python benchmarks/bench_data_loading.py --only video --threads 1 \\
+        --out benchmarks/results/data_loading_batch_views_cpu.json
 
 Output: tables, and ``--out`` (default ``benchmarks/results/data_loading_cpu.json``;
 the pipelines run on the CPU, there is no ``--device``).
@@ -32,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import io
 import os.path as osp
 import random
@@ -53,7 +65,9 @@ import mutual_mm  # noqa: E402,F401  (repairs the stack, registers MultiResoluti
 IMAGE_SCALES = [(1000, 600), (1000, 480), (1000, 360), (1000, 240)]
 VIDEO_SIZES = [224, 178, 142]
 VIDEO_FRAMES = [8, 5, 3]
-VARIANTS = ('single', 'multi')
+VARIANTS = ('single', 'multi')  # the breakdown's columns
+TASK_VARIANTS = dict(image=VARIANTS, video=VARIANTS + ('batch_views', ))
+TARGET_BATCH_VIEWS_THROUGHPUT = 0.95  # samples/s of batch_views / single, at least
 COPY = 'copy + frame subset'  # MultiResolution's own work, besides its transforms
 
 
@@ -110,11 +124,12 @@ def video_pipelines(sizes, frames) -> Dict[str, list]:
         dict(type='Resize', scale=(-1, 256)), dict(type='RandomResizedCrop'),
         dict(type='Flip', flip_ratio=0.5)]
     tail = [dict(type='FormatShape', input_format='NCTHW'), dict(type='PackActionInputs')]
+    single = head + [dict(type='Resize', scale=(sizes[0], sizes[0]), keep_ratio=False)] + tail
     return dict(
-        single=head + [dict(type='Resize', scale=(sizes[0], sizes[0]), keep_ratio=False)]
-        + tail,
+        single=single,
         multi=head + [dict(type='MultiResolution', scales=list(sizes), frames=list(frames),
-                           transforms=[dict(type='Resize', keep_ratio=False)] + tail)])
+                           transforms=[dict(type='Resize', keep_ratio=False)] + tail)],
+        batch_views=copy.deepcopy(single))  # the hook makes the views in the step
 
 
 def generate(task: str, args, root: str):
@@ -267,6 +282,39 @@ class Variant:
                     breakdown=self.breakdown(batch * repeats))
 
 
+def time_ratio(variants: Dict[str, Variant], summaries: dict, a: str, b: str) -> dict:
+    """Batch time of ``a`` over ``b``, paired by round (> 1: ``a`` is slower;
+    its throughput is ``b``'s divided by this), beside their output pixels."""
+    ratio = common.paired_ratios(variants[a].batch_s, variants[b].batch_s)
+    pixels = [summaries[v]['output_pixels_per_sample'] for v in (a, b)]
+    return dict(median_per_round=ratio['median'], q1=ratio['q1'], q3=ratio['q3'],
+                per_round=ratio['per_round'], of_medians=ratio['of_medians'],
+                output_pixels=pixels[0] / pixels[1])
+
+
+def same_output(a: Variant, b: Variant) -> bool:
+    """Whether two variants packed the same inputs for their first batch."""
+    return all(torch.equal(x['inputs'], y['inputs'])
+               for x, y in zip(a.first_batch, b.first_batch))
+
+
+def batch_views_report(variants: Dict[str, Variant], summaries: dict) -> dict:
+    """The batch_views loader (the stock pipeline) against single and multi, as
+    throughput ratios (samples/s over samples/s: the inverse time ratios)."""
+    over_single = time_ratio(variants, summaries, 'batch_views', 'single')
+    over_multi = time_ratio(variants, summaries, 'batch_views', 'multi')
+    throughput = {k: 1 / r['median_per_round'] for k, r in (('over_single', over_single),
+                                                             ('over_multi', over_multi))}
+    return dict(
+        loader='the stock single-resolution pipeline (by construction; timed as its own '
+               'variant); the views are made in the training step (bench_mutual_step.py)',
+        output_equals_single=same_output(variants['batch_views'], variants['single']),
+        ratio_batch_views_over_single=over_single, ratio_batch_views_over_multi=over_multi,
+        throughput_ratio=throughput,
+        target=dict(throughput_over_single=TARGET_BATCH_VIEWS_THROUGHPUT,
+                    met=throughput['over_single'] >= TARGET_BATCH_VIEWS_THROUGHPUT))
+
+
 def run_task(task: str, args, data_dir: str) -> dict:
     root = osp.join(data_dir, task)
     start_s = time.perf_counter()
@@ -278,29 +326,32 @@ def run_task(task: str, args, data_dir: str) -> dict:
     else:
         pipelines = video_pipelines(VIDEO_SIZES, VIDEO_FRAMES)
         views = dict(single=[[VIDEO_SIZES[0], VIDEO_FRAMES[0]]],
-                     multi=[[s, f] for s in VIDEO_SIZES for f in VIDEO_FRAMES])
-    variants = {v: Variant(task, ann, root, pipelines[v]) for v in VARIANTS}
+                     multi=[[s, f] for s in VIDEO_SIZES for f in VIDEO_FRAMES],
+                     batch_views=[[VIDEO_SIZES[0], VIDEO_FRAMES[0]]])  # what it loads
+    names = TASK_VARIANTS[task]
+    variants = {v: Variant(task, ann, root, pipelines[v]) for v in names}
     n = len(variants['single'].dataset)
 
     def one_round(r: int, timed: bool) -> None:
         indices = [(r * batch + k) % n for k in range(batch)]
-        for name in common.rotated(VARIANTS, r):
+        for name in common.rotated(names, r):
             variants[name].load(indices, args.seed * 1000 + r, timed)
         if timed:
             print(f'  {task} round {r - args.warmup + 1}: ' + ', '.join(
-                f'{v} {variants[v].batch_s[-1] * 1e3:.0f} ms' for v in VARIANTS), flush=True)
+                f'{v} {variants[v].batch_s[-1] * 1e3:.0f} ms' for v in names), flush=True)
 
     watch = common.run_rounds(args.warmup, args.repeats, one_round)
-    summaries = {v: variants[v].summary(batch, args.repeats, views[v]) for v in VARIANTS}
-    ratio = common.paired_ratios(variants['multi'].batch_s, variants['single'].batch_s)
-    pixels = [summaries[v]['output_pixels_per_sample'] for v in ('multi', 'single')]
+    summaries = {v: variants[v].summary(batch, args.repeats, views[v]) for v in names}
+    extra = {}
+    if 'batch_views' in names:
+        extra['batch_views'] = dict(
+            batch_views_report(variants, summaries),
+            views_made_in_step=[[s, f] for s in VIDEO_SIZES for f in VIDEO_FRAMES])
     return dict(task=task, data=source, batch=batch, num_samples_in_dataset=n,
                 generation_s=generation_s, **watch.as_dict(), pipelines=pipelines,
                 variants=summaries,
-                ratio_multi_over_single=dict(
-                    median_per_round=ratio['median'], q1=ratio['q1'], q3=ratio['q3'],
-                    per_round=ratio['per_round'], of_medians=ratio['of_medians'],
-                    output_pixels=pixels[0] / pixels[1]))
+                ratio_multi_over_single=time_ratio(variants, summaries, 'multi', 'single'),
+                **extra)
 
 
 def print_task(r: dict) -> None:
@@ -308,17 +359,27 @@ def print_task(r: dict) -> None:
     what = (f"{data['num']} x {data['size'][0]}x{data['size'][1]}"
             + (f" x {data['frames']} frames" if 'frames' in data else ''))
     print(f"\n{r['task']}s ({what}), batch {r['batch']}, {common.describe_load(r)}")
-    print(f"{'variant':<8}{'views':>6}{'samples/s':>11}{'ms/sample':>11}"
+    print(f"{'variant':<12}{'views':>6}{'samples/s':>11}{'ms/sample':>11}"
           f"{'out px/sample':>15}  packed view shapes")
     for name, v in variants.items():
         shapes = ', '.join(v['packed_shapes'])
         shapes = shapes if len(shapes) <= 60 else shapes[:57] + '...'
-        print(f"{name:<8}{v['num_views']:>6}{v['samples_per_s']:>11.2f}"
+        print(f"{name:<12}{v['num_views']:>6}{v['samples_per_s']:>11.2f}"
               f"{v['ms_per_sample']:>11.1f}{v['output_pixels_per_sample']:>15.0f}  {shapes}")
     print(f"multi / single time: {ratio['median_per_round']:.2f} (median of per-round "
           f"ratios, IQR {ratio['q1']:.2f}-{ratio['q3']:.2f}; of medians "
           f"{ratio['of_medians']:.2f}); output pixels ratio {ratio['output_pixels']:.2f}")
-    print(f"\nwhere the time goes ({r['task']}s; ms per sample, share of batch time)")
+    if 'batch_views' in r:
+        bv = r['batch_views']
+        print(f"batch_views loader (= the stock pipeline; output equal to single's: "
+              f"{bv['output_equals_single']}): samples/s x"
+              f"{bv['throughput_ratio']['over_single']:.3f} of single (target >= "
+              f"{bv['target']['throughput_over_single']}: "
+              f"{'PASS' if bv['target']['met'] else 'FAIL'}), x"
+              f"{bv['throughput_ratio']['over_multi']:.2f} of multi (medians of "
+              f"per-round ratios)")
+    print(f"\nwhere the time goes ({r['task']}s; ms per sample, share of batch time"
+          + ('; batch_views runs the single pipeline' if 'batch_views' in r else '') + ')')
     by = {name: {b['step']: b for b in v['breakdown']} for name, v in variants.items()}
     steps = list(by['multi'])
     for step in by['single']:  # the single tail's steps before dataset and collate

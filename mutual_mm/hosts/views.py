@@ -47,7 +47,8 @@ class PipelineViews:
                 'MutualLearningHook: the train pipeline has no MultiResolution '
                 'transform, so there are no resolutions to sample; add one (see '
                 'mutual_mm.datasets.MultiResolution) or set multi_resolution=False '
-                'to train widths only')
+                'to train widths only, or give the hook batch_views=dict(scales=[...]) '
+                'to make the views from the loaded batch')
         return cls(transform)
 
     def feed(self, index: int) -> int:
