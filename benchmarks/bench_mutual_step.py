@@ -4,14 +4,20 @@ On the stock SlowOnly R50 recognizer (mmaction2 config, backbone swapped to
 ``SlimResNet3dSlowOnly``) with ``MutualLearningHook`` (widths [0.63, 1.0], KL
 distillation) and ``MultiResolution`` views {S, 0.8S, 0.63S} x {T, 0.63T, 0.4T}
 frames (paper section 6.5), on one fixed batch and one seeded cohort (full,
-min, 2 random), with a real ``OptimWrapper(SGD)``, three variants run
+min, 2 random), with a real ``OptimWrapper(SGD)``, four variants run
 round-robin (their order rotating): ``hooked``, one ``mutual_train_step``;
 ``members``, each member alone (its view, loss forward, KL to the full member's
 logits, backward, optimizer step), timed one by one and summed; ``plain``, the
-stock full-width ``train_step`` on view 0. Reported: medians, the medians of the
-per-repeat ratios (target: hooked <= 1.10 x members) and hooked / plain beside
+stock full-width ``train_step`` on view 0; ``batch_views``, the hooked step of
+``MutualLearningHook(batch_views=dict(scales, frames))``: the same model and
+cohort fed one batch of the stock single-resolution pipeline (S x T frames), the
+views made in the step from the preprocessed batch by the hook's ``BatchViews``
+(its ``make`` timed inside the step). Reported: medians, the medians of the
+per-repeat ratios (target: hooked <= 1.10 x members), hooked / plain beside
 its FLOPs-expected value, sum(member FLOPs) / full FLOPs (forward FLOPs of
-backbone + head by mmengine's FlopAnalyzer at each member's width and view).
+backbone + head by mmengine's FlopAnalyzer at each member's width and view),
+batch_views / hooked, and the share of the batch_views step spent making the
+views (median over repeats; target <= 3 %).
 
 ``--steady-state`` instead times ``--steady-iters`` consecutive hooked steps with
 cudnn.benchmark on and a new cohort each (as training draws them): each (width,
@@ -56,6 +62,7 @@ WIDTH_RANGE = (0.63, 1.0)
 WIDTH_STEP = 0.05
 NUM_RANDOM = 2
 TARGET_HOOKED_OVER_MEMBERS = 1.10
+TARGET_VIEW_MAKING_SHARE = 0.03
 
 
 def parse_args(argv=None):
@@ -83,6 +90,9 @@ def parse_args(argv=None):
 
 
 # ------------------------------------------------------------------- set-up
+PACK = [dict(type='FormatShape', input_format='NCTHW'), dict(type='PackActionInputs')]
+
+
 def build_cfg(work_dir: str, data_root: str, scales, frames, batch: int, seed: int):
     """The stock SlowOnly R50 Kinetics config with SlimResNet3dSlowOnly,
     MultiResolution (spatial x temporal) and MutualLearningHook, on generated
@@ -99,9 +109,7 @@ def build_cfg(work_dir: str, data_root: str, scales, frames, batch: int, seed: i
     cfg.model.cls_head.num_classes = len(MOTION_CLASSES)
     cfg.model.cls_head.dropout_ratio = 0
     views = dict(type='MultiResolution', scales=list(scales), frames=list(frames),
-                 transforms=[dict(type='Resize', keep_ratio=False),
-                             dict(type='FormatShape', input_format='NCTHW'),
-                             dict(type='PackActionInputs')])
+                 transforms=[dict(type='Resize', keep_ratio=False)] + PACK)
     pipeline = common.decoded_clip(frames[0], 2) + [views]
     cfg.train_dataloader = common.loader_cfg(
         common.video_dataset_cfg(ann, data_root, pipeline), batch, shuffle=False)
@@ -111,12 +119,34 @@ def build_cfg(work_dir: str, data_root: str, scales, frames, batch: int, seed: i
     return cfg
 
 
+def stock_dataset(cfg, scale: int):
+    """The train dataset of ``cfg`` with the stock single-resolution pipeline:
+    MultiResolution replaced by its full view (``scale`` square, every frame);
+    what ``MutualLearningHook(batch_views=...)`` trains on."""
+    from mmaction.registry import DATASETS
+    from mmengine.registry import DefaultScope
+    dataset = copy.deepcopy(cfg.train_dataloader.dataset)
+    dataset.pipeline = dataset.pipeline[:-1] + [
+        dict(type='Resize', scale=(scale, scale), keep_ratio=False)] + PACK
+    with DefaultScope.overwrite_default_scope('mmaction'):
+        return DATASETS.build(dataset)
+
+
+def load_batch(dataset, batch: int, seed: int) -> dict:
+    """``batch`` samples collated, the random draws seeded (so two pipelines
+    with the same head sample the same clips)."""
+    import numpy as np
+    from mmengine.dataset import pseudo_collate
+    random.seed(seed)
+    np.random.seed(seed)
+    return pseudo_collate([dataset[i % len(dataset)] for i in range(batch)])
+
+
 class Steps:
     """The model, its MutualLearningHook (set up, not training) and one fixed
     batch; each variant of the step is a method."""
 
     def __init__(self, args, device, tmp: str):
-        from mmengine.dataset import pseudo_collate
         from mmengine.logging import MMLogger
         from mmengine.optim import OptimWrapper
         from mmengine.runner import Runner
@@ -133,9 +163,17 @@ class Steps:
         # the plain variant is the stock step: drop the hook's replacement
         self.model.__dict__.pop('train_step', None)
         assert self.hook.resolved_distill == 'kl', self.hook.resolved_distill
-        dataset = runner.train_dataloader.dataset
-        self.data = pseudo_collate([dataset[i % len(dataset)] for i in range(args.batch)])
+        self.data = load_batch(runner.train_dataloader.dataset, args.batch, args.seed)
         self.views = split_views(self.data, self.hook.num_views)
+        # batch_views: the stock pipeline's batch, the hook's view source for it
+        stock = stock_dataset(cfg, self.scales[0])
+        self.stock_data = load_batch(stock, args.batch, args.seed)
+        self.batch_view_source = self.hook.host.training_views(
+            stock, batch_views=dict(scales=self.scales, frames=self.frames))
+        assert self.batch_view_source.views == self.hook.views.views
+        self.stock_equals_view0 = all(
+            torch.equal(a, b) for a, b in zip(self.stock_data['inputs'], self.views[0]['inputs']))
+        self.view_making_s = []
         self.grid = self.hook.grid
         self.device = device
         self.optim_wrapper = OptimWrapper(torch.optim.SGD(self.model.parameters(),
@@ -153,13 +191,36 @@ class Steps:
     def losses_finite(self) -> bool:
         return all(math.isfinite(v) for v in self.losses)
 
-    def hooked(self, cohort) -> None:
+    def hooked(self, cohort, data=None, make_view=None) -> None:
         try:
-            log_vars = mutual_train_step(self.model, self.data, self.optim_wrapper, cohort,
-                                         self.hook._configure, self.hook._captured_logits)
+            log_vars = mutual_train_step(self.model, self.data if data is None else data,
+                                         self.optim_wrapper, cohort, self.hook._configure,
+                                         self.hook._captured_logits, make_view=make_view)
         finally:
             self.configure_full()
         self.losses.append(float(log_vars['loss']))
+
+    def batch_views(self, cohort) -> None:
+        """The hooked step with the hook's view source swapped for its
+        ``BatchViews`` (as ``batch_views=...`` sets it up), fed the stock batch;
+        the seconds its ``make`` took (device synchronised around each call)
+        go to ``view_making_s``."""
+        made = []
+
+        def make_view(batch: dict, index: int) -> dict:
+            common.sync(self.device)
+            start_s = time.perf_counter()
+            view = self.batch_view_source.make(batch, index)
+            common.sync(self.device)
+            made.append(time.perf_counter() - start_s)
+            return view
+
+        pipeline_views, self.hook.views = self.hook.views, self.batch_view_source
+        try:
+            self.hooked(cohort, self.stock_data, make_view)
+        finally:
+            self.hook.views = pipeline_views
+        self.view_making_s.append(sum(made))
 
     def member(self, member: Member, teacher):
         """One member alone: (seconds per phase, its detached logits)."""
@@ -233,9 +294,11 @@ def config_of(args, steps: Steps, **extra) -> dict:
 # ------------------------------------------------- hooked vs members vs plain
 def time_variants(steps: Steps, cohort, warmup: int, repeats: int):
     """Per variant its step times (members: the sum of the members' own times,
-    not the loop around them), and per member its phase times."""
-    names = ['hooked', 'members', 'plain']
+    not the loop around them), per member its phase times, and the load
+    average around the rounds."""
+    names = ['hooked', 'members', 'plain', 'batch_views']
     samples = {n: [] for n in names}
+    samples['view_making'] = []  # within the batch_views step
     member_samples = {m.name: [] for m in cohort}
     print(f'timing: {warmup} warm-up + {repeats} repeats, round-robin')
 
@@ -251,11 +314,15 @@ def time_variants(steps: Steps, cohort, warmup: int, repeats: int):
             if timed:
                 samples[name].append(wall)
             line.append(f'{name} {wall * 1e3:.0f} ms')
+            if name == 'batch_views':
+                if timed:
+                    samples['view_making'].append(steps.view_making_s[-1])
+                line[-1] += f' (views {steps.view_making_s[-1] * 1e3:.1f} ms)'
         tag = f'repeat {r - warmup + 1}' if timed else 'warm-up'
         print(f'  {tag:<9}: ' + ', '.join(line), flush=True)
 
-    common.run_rounds(warmup, repeats, one_round)
-    return samples, member_samples
+    watch = common.run_rounds(warmup, repeats, one_round)
+    return samples, member_samples, watch
 
 
 def compare(args, steps: Steps, cohort) -> dict:
@@ -269,11 +336,13 @@ def compare(args, steps: Steps, cohort) -> dict:
     expected = sum(flops[(m.width, m.view)] for m in cohort) / full_flops
     print(f'FLOPs (traced slim model): full step {full_flops / 1e9:.2f} GMACs fwd per '
           f'batch; cohort sum / full = {expected:.3f}')
-    samples, member_samples = time_variants(steps, cohort, args.warmup, args.repeats)
+    samples, member_samples, watch = time_variants(steps, cohort, args.warmup, args.repeats)
     med = {n: statistics.median(v) for n, v in samples.items()}
     pairs = dict(hooked_over_members=('hooked', 'members'),
                  hooked_over_plain=('hooked', 'plain'),
-                 members_over_plain=('members', 'plain'))
+                 members_over_plain=('members', 'plain'),
+                 batch_views_over_hooked=('batch_views', 'hooked'),
+                 view_making_share=('view_making', 'batch_views'))
     paired = {k: common.paired_ratios(samples[a], samples[b]) for k, (a, b) in pairs.items()}
     step_ms = {k: statistics.median(t['step'] for t in v) * 1e3
                for k, v in member_samples.items()}
@@ -295,7 +364,18 @@ def compare(args, steps: Steps, cohort) -> dict:
         member_step_ms_median=step_ms,
         target=dict(hooked_over_members=TARGET_HOOKED_OVER_MEMBERS,
                     met=ratios['hooked_over_members'] <= TARGET_HOOKED_OVER_MEMBERS),
-        losses_finite=steps.losses_finite())
+        batch_views=dict(
+            source='MutualLearningHook(batch_views=dict(scales, frames)): the stock '
+                   'pipeline (Resize to S x S, all T frames), BatchViews.make in the step',
+            stock_batch_equals_pipeline_view0=steps.stock_equals_view0,
+            views_made_per_step=sum(m.view != 0 for m in cohort),
+            view_making_ms_median=med['view_making'] * 1e3,
+            view_making_share=paired['view_making_share'],
+            target=dict(view_making_share=TARGET_VIEW_MAKING_SHARE,
+                        met=ratios['view_making_share'] <= TARGET_VIEW_MAKING_SHARE),
+            timing_note='device synchronised before and after each make; '
+                        'share = make seconds / batch_views step seconds, per repeat'),
+        losses_finite=steps.losses_finite(), **watch.as_dict())
 
 
 def print_comparison(r: dict) -> None:
@@ -308,6 +388,9 @@ def print_comparison(r: dict) -> None:
                      f"{m['gmacs_fwd']:.2f} GMACs"))
     rows.append(('plain full step (stock train_step)', med['plain'],
                  f"{r['flops']['full'] / 1e9:.2f} GMACs"))
+    rows.append(('hooked step, batch views (stock batch)', med['batch_views'], ''))
+    rows.append(('  of which making the views', med['view_making'],
+                 f"{r['batch_views']['views_made_per_step']} views"))
     print(f"\n{'variant':<40}{'median ms':>11}  FLOPs (fwd, batch)")
     for label, t, f in rows:
         print(f'{label:<40}{t * 1e3:>11.1f}  {f}')
@@ -317,8 +400,18 @@ def print_comparison(r: dict) -> None:
             ('hooked_over_members', 'hooked / sum-of-members', 1.0,
              '<= 1.10  ' + ('PASS' if r['target']['met'] else 'FAIL')),
             ('hooked_over_plain', 'hooked / plain', expected, 'report'),
-            ('members_over_plain', 'sum-of-members / plain', expected, '')):
-        print(f'{label:<40}{ratios[key]:>9.3f}{flops:>16.3f}{target:>16}')
+            ('members_over_plain', 'sum-of-members / plain', expected, ''),
+            ('batch_views_over_hooked', 'batch views / pipeline views (hooked)', 1.0,
+             'report'),
+            ('view_making_share', 'view making / batch-views step', None,
+             f'<= {TARGET_VIEW_MAKING_SHARE:.0%}  '
+             + ('PASS' if r['batch_views']['target']['met'] else 'FAIL'))):
+        value = f'{ratios[key]:>9.2%}' if key.endswith('share') else f'{ratios[key]:>9.3f}'
+        print(f'{label:<40}{value}'
+              + (f'{flops:>16.3f}' if flops is not None else f"{'':>16}") + f'{target:>16}')
+    print(common.describe_load(r))
+    if not r['batch_views']['stock_batch_equals_pipeline_view0']:
+        print("note: the stock batch differs from the pipeline's view 0 (other clips?)")
     steps_ms = r['member_step_ms_median'].values()
     print(f'note: sum-of-members includes {len(r["cohort"])} optimizer steps, the hooked '
           f'step 1 ({sum(steps_ms) - statistics.median(steps_ms):.1f} ms of extra SGD steps '
