@@ -52,6 +52,13 @@ def _runner(tmp_path, distill='kl'):
     return runner, hook
 
 
+def _configure(model):
+    def configure(member):
+        model.backbone.set_width(member.width)
+        return member.view
+    return configure
+
+
 def _cohort_grads(model, data, cohort, configure, wrapper, hook):
     grads = {}
 
@@ -72,10 +79,7 @@ def test_hooked_step_is_the_sum_of_members_on_cuda(tmp_path):
     data = pseudo_collate([runner.train_dataloader.dataset[i] for i in (0, 1)])
     cohort = [Member('full', 1.0, 0), Member('min', 0.5, 8), Member('rand0', 0.75, 4)]
 
-    def configure(member):
-        model.backbone.set_width(member.width)
-        return member.view
-
+    configure = _configure(model)
     def grads(members):
         sgd = torch.optim.SGD(model.parameters(), lr=0.0)
         return _cohort_grads(model, data, members, configure, OptimWrapper(sgd), hook)
@@ -93,10 +97,7 @@ def test_amp_fp16_scaler_sees_one_step_per_cohort(tmp_path):
     data = pseudo_collate([runner.train_dataloader.dataset[i] for i in (0, 1)])
     cohort = [Member('full', 1.0, 0), Member('min', 0.5, 8), Member('rand0', 0.75, 4)]
 
-    def configure(member):
-        model.backbone.set_width(member.width)
-        return member.view
-
+    configure = _configure(model)
     wrapper = AmpOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=1e-3),
                               dtype='float16', loss_scale='dynamic')
     wrapper.initialize_count_status(model, 0, 10)
