@@ -22,11 +22,34 @@ DEMOS = {  # (config, a reduced input, outputs of the exported part)
 }
 
 
-@pytest.mark.parametrize('task', sorted(DEMOS))
+MODELS_BUILT_HERE = {  # (scope, model config, a reduced input, outputs)
+    'x3d': ('mmaction', dict(
+        type='Recognizer3D', backbone=dict(type='SlimX3D', gamma_w=1, gamma_b=2.25,
+                                           gamma_d=0.5),
+        cls_head=dict(type='X3DHead', in_channels=432, num_classes=4),
+        data_preprocessor=dict(type='ActionDataPreprocessor', format_shape='NCTHW')),
+        (1, 1, 3, 4, 32, 32), 1),
+    'classifier': ('mmengine', dict(
+        type='MutualImageClassifier',
+        backbone=dict(type='SlimMobileNetV1', widen_factor=0.25, out_indices=(4, )),
+        head=dict(type='MutualLinearClsHead', num_classes=5, in_channels=256)),
+        (1, 3, 64, 64), 1),
+}
+
+
+def _model(task):
+    from mmengine.registry import MODELS, init_default_scope
+    if task in DEMOS:
+        return build_model(load_config(osp.join(ROOT, DEMOS[task][0]))), DEMOS[task][1:]
+    scope, cfg, shape, outputs = MODELS_BUILT_HERE[task]
+    init_default_scope(scope)
+    return MODELS.build(cfg), (shape, outputs)
+
+
+@pytest.mark.parametrize('task', sorted(DEMOS) + sorted(MODELS_BUILT_HERE))
 def test_reduced_subnet_runs_in_onnxruntime_as_in_pytorch(task, tmp_path):
-    config, shape, num_outputs = DEMOS[task]
     torch.manual_seed(0)
-    model = build_model(load_config(osp.join(ROOT, config)))
+    model, (shape, num_outputs) = _model(task)
     model.init_weights()
     part = static_exported_part(model, 0.5, shape)
     path = export_onnx(part, shape, str(tmp_path / f'{task}.onnx'))

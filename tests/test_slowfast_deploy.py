@@ -277,3 +277,13 @@ def test_exported_subnet_keeps_the_slow_input(calibrated, dynamic, tmp_path):
     model = runner.model
     assert not any(isinstance(m, mutual_mm.ops.SlimMixin) for m in model.modules())
     assert model.backbone.slow_path.conv1.conv.weight.shape[0] == active_channels(16, 0.63)
+
+
+def test_reduced_slowfast_exports_to_onnx(calibrated, tmp_path):
+    """The Slow input fixed by the subnet (downscaled in the graph), the Fast
+    pathway whole: ONNX Runtime agrees with PyTorch."""
+    from tools.export_subnet import export, export_to_onnx
+    cfg, _, out, _, _ = calibrated
+    _, _, static, example = export(cfg, out, REDUCED, str(tmp_path / 'subnet'))
+    result = export_to_onnx(static, example, str(tmp_path / 'subnet'))
+    assert result['within_tolerance'] and result['outputs'] == 1

@@ -236,10 +236,44 @@ class SlimResNet3dSlowFast(SlimBackboneMixin, ResNet3dSlowFast):
         if size != (h, w):
             n, c, tt = x_slow.shape[:3]
             flat = x_slow.transpose(1, 2).reshape(n * tt, c, h, w)
-            flat = F.interpolate(flat, size=size, mode='bilinear', align_corners=False,
-                                 antialias=True)
+            if torch.onnx.is_in_onnx_export():
+                flat = self._resize_as_matmuls(flat, (h, w), size)
+            else:
+                self._remember_resize((h, w), size, flat)
+                flat = F.interpolate(flat, size=size, mode='bilinear', align_corners=False,
+                                     antialias=True)
             x_slow = flat.reshape(n, tt, c, *size).transpose(1, 2)
         return x_slow
+
+    # Antialiased bilinear resizing has no ONNX (opset 17) operator. It is
+    # separable and linear, so for the fixed sizes of an exported subnet it is
+    # two matrix products, out = M_h @ x @ M_w^T; the matrices are computed in
+    # eager mode (the export runs the model once before tracing) and enter the
+    # ONNX graph as constants.
+    def _remember_resize(self, src, dst, like: torch.Tensor) -> None:
+        key = (tuple(src), tuple(dst))
+        cache = self.__dict__.setdefault('_resize_matrices', {})
+        if key in cache or torch.jit.is_tracing():
+            return
+        # one basis image per channel, 2 px along the other axis (a 1-px axis
+        # takes another code path in torch's antialiased kernel)
+        eye = torch.eye(src[0], device=like.device).reshape(1, src[0], src[0], 1)
+        rows = F.interpolate(eye.expand(1, src[0], src[0], 2), size=(dst[0], 2),
+                             mode='bilinear', align_corners=False, antialias=True)
+        eye = torch.eye(src[1], device=like.device).reshape(1, src[1], 1, src[1])
+        cols = F.interpolate(eye.expand(1, src[1], 2, src[1]), size=(2, dst[1]),
+                             mode='bilinear', align_corners=False, antialias=True)
+        cache[key] = (rows[0, :, :, 0].t().contiguous(),  # (out, in) each
+                      cols[0, :, 0, :].t().contiguous())
+
+    def _resize_as_matmuls(self, flat: torch.Tensor, src, size) -> torch.Tensor:
+        key = (tuple(src), tuple(size))
+        mats = self.__dict__.get('_resize_matrices', {}).get(key)
+        if mats is None:
+            raise RuntimeError(f'SlimResNet3dSlowFast: run the model once on an input of '
+                               f'this shape before exporting it (resize {key} unknown)')
+        rows, cols = (m.to(flat.dtype) for m in mats)
+        return torch.matmul(torch.matmul(rows, flat), cols.t())
 
     def forward(self, x: torch.Tensor) -> tuple:
         x_slow = F.interpolate(x, mode='nearest',
