@@ -20,25 +20,18 @@ PreciseBN estimate). Exactness for every layer would take one pass per BN layer.
 """
 from contextlib import contextmanager
 from itertools import islice
-from typing import Dict, Iterable, Iterator, Tuple
+from typing import Dict, Iterable, Tuple
 
 import torch
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmengine.dist import all_reduce, get_world_size, is_distributed
 
 from ..hosts import host_of, set_model_width
-from ..models.slimming import unwrap_model
+from ..models.slimming import batch_norms, unwrap_model
 
 # {bn layer name: (running_mean[:c], running_var[:c])}
 BNStats = Dict[str, Tuple[torch.Tensor, torch.Tensor]]
-
-
-def batch_norms(model: nn.Module) -> Iterator[Tuple[str, _BatchNorm]]:
-    for name, module in unwrap_model(model).named_modules():
-        if isinstance(module, _BatchNorm) and module.track_running_stats:
-            yield name, module
 
 
 @contextmanager

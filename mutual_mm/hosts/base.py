@@ -15,7 +15,7 @@ from mmengine.registry import Registry
 from torch import nn
 
 from ..internals import run_forward
-from ..models.slimming import find_slim_backbone, unwrap_model
+from ..models.slimming import batch_norms, find_slim_backbone, unwrap_model
 from ..ops import convert_to_slim
 from .views import BackboneViews, BatchViews, PipelineViews
 
@@ -35,14 +35,12 @@ class HostAdapter:
         metric_hints: suffixes of the evaluator keys to report, best first.
         feature_part: children that ``features`` runs (BN calibration runs only
             them when every BN layer sits there).
-        makes_batch_views: whether :meth:`batch_view` is implemented.
     """
     host_types: Tuple[type, ...] = ()
     consumer_names: Tuple[str, ...] = ()
     logits_name: Optional[str] = None
     metric_hints: Tuple[str, ...] = ()
     feature_part: Tuple[str, ...] = ('backbone', 'neck')
-    makes_batch_views: bool = False
 
     def __init__(self, model: nn.Module):
         self.model = unwrap_model(model)
@@ -115,9 +113,7 @@ class HostAdapter:
         # of the cost for detectors, whose tensor forward also runs the RoI heads
         # on every proposal (about 90 % of Mask R-CNN's calibration time).
         parts = tuple(f'{p}.' for p in self.feature_part if hasattr(self.model, p))
-        names = [n for n, m in self.model.named_modules()
-                 if isinstance(m, nn.modules.batchnorm._BatchNorm)
-                 and m.track_running_stats]
+        names = [name for name, _ in batch_norms(self.model)]
         return bool(parts) and all(n.startswith(parts) for n in names)
 
     # ---------------------------------------------------------------- views
@@ -139,10 +135,10 @@ class HostAdapter:
         return PipelineViews.of(train_dataset, multi_resolution)
 
     def check_batch_views(self) -> None:
-        if not self.makes_batch_views:
-            raise NotImplementedError(
-                f'{type(self).__name__}: views made from the batch are not available '
-                f'for {self.name} yet; put MultiResolution in the train pipeline instead')
+        """Refuse views made from the batch for a family that does not make them
+        (its adapter does not override :meth:`batch_view`)."""
+        if type(self).batch_view is HostAdapter.batch_view:
+            self.batch_view(None, None, None)
 
     def batch_view(self, batch: dict, scale, frames: Optional[int]) -> dict:
         """A preprocessed training batch at view (``scale``, ``frames``), made on
@@ -150,8 +146,9 @@ class HostAdapter:
         delivered at that view, up to resizing an already resized image
         (:class:`~mutual_mm.hosts.views.BatchViews`). A family without it
         trains with ``MultiResolution`` in the pipeline."""
-        self.check_batch_views()
-        raise NotImplementedError(f'{type(self).__name__}.batch_view')
+        raise NotImplementedError(
+            f'{type(self).__name__}: views made from the batch are not available '
+            f'for {self.name} yet; put MultiResolution in the train pipeline instead')
 
 
 class HostForward(nn.Module):

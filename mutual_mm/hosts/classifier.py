@@ -13,7 +13,6 @@ class ClassifierHost(HostAdapter):
     logits_name = 'head'
     metric_hints = ('top1', 'acc')
     feature_part = ('backbone', )
-    makes_batch_views = True
 
     def scores(self, inputs, data_samples=None):
         return self.model(inputs, mode='tensor')

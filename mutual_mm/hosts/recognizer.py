@@ -18,7 +18,6 @@ class RecognizerHost(HostAdapter):
     logits_name = 'cls_head'
     metric_hints = ('mAP', 'top1', 'acc')
     feature_part = ('backbone', 'neck')
-    makes_batch_views = True
 
     def features(self, inputs):
         feats, _ = self.model.extract_feat(inputs)

@@ -10,13 +10,14 @@ does with ``F.interpolate``), or the backbone's own views (SlowFast: the clip
 stays whole for the Fast pathway and the backbone downscales its Slow input;
 every member is fed the one batch).
 """
-from itertools import product
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 
 from ..datasets.transforms import MultiResolution
+from ..datasets.transforms.multi_resolution import checked_views
+from ..models.fusion import uniform_time_positions
 from ..datasets.wrappers import nested_datasets
 
 
@@ -90,16 +91,8 @@ class BatchViews(PipelineViews):
     must be what the pipeline delivers)."""
 
     def __init__(self, host, scales: Sequence, frames: Optional[Sequence[int]] = None):
-        if not scales:
-            raise ValueError('MutualLearningHook: batch_views scales is empty; give the '
-                             "full network's size first, e.g. dict(scales=[224, 160])")
-        for f in frames or []:
-            if not isinstance(f, int) or f <= 0 or f > frames[0]:
-                raise ValueError(f'MutualLearningHook: batch_views frame count {f!r}; '
-                                 f'valid: positive ints at most the first ({frames[0]})')
         self.host = host
-        scales = [tuple(s) if isinstance(s, (tuple, list)) else int(s) for s in scales]
-        self.views = list(product(scales, list(frames) if frames else [None]))
+        self.views = checked_views(scales, frames, who='MutualLearningHook batch_views')
 
     @classmethod
     def of(cls, host, dataset, scales: Sequence, frames=None) -> 'BatchViews':
@@ -140,13 +133,11 @@ def square_or_pair(scale) -> Tuple[int, int]:
 
 
 def take_frames(x: torch.Tensor, dim: int, frames: Optional[int]) -> torch.Tensor:
-    """``frames`` entries of ``dim`` spread uniformly over it (the rule of
-    :func:`~mutual_mm.datasets.transforms.multi_resolution.uniform_frame_indices`)."""
+    """``frames`` entries of ``dim`` spread uniformly over it (the views' rule)."""
     full = x.shape[dim]
     if frames is None or frames == full:
         return x
-    index = ((torch.arange(frames, device=x.device) + 0.5) * full / frames).long()
-    return x.index_select(dim, index)
+    return x.index_select(dim, uniform_time_positions(full, frames, x.device))
 
 
 class BackboneViews:

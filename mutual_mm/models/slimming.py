@@ -1,5 +1,8 @@
-"""Finding the slim backbone of a (possibly wrapped) host model."""
+"""Finding the slim backbone and the BN layers of a (possibly wrapped) host model."""
+from typing import Iterator, Tuple
+
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from .backbones.base import SlimBackboneMixin
 
@@ -25,3 +28,10 @@ def find_slim_backbone(model: nn.Module) -> SlimBackboneMixin:
         f'{type(model).__name__} has {found} where a slimmable backbone is needed: '
         "use one of mutual_mm's Slim* backbones (SlimResNet, SlimMobileNetV2, "
         'SlimMobileNetV1, SlimVGG, ...) as model.backbone')
+
+
+def batch_norms(model: nn.Module) -> Iterator[Tuple[str, _BatchNorm]]:
+    """(name, layer) of every BN layer of ``model`` that keeps running statistics."""
+    for name, module in unwrap_model(model).named_modules():
+        if isinstance(module, _BatchNorm) and module.track_running_stats:
+            yield name, module

@@ -23,7 +23,7 @@ def _is_resize(cfg) -> bool:
     return name.endswith('Resize') and not name.startswith('Random')
 
 
-def _normalize_scale(scale) -> Tuple[int, int]:
+def _normalize_scale(scale, who: str = 'MultiResolution') -> Tuple[int, int]:
     if isinstance(scale, (int, np.integer)) and not isinstance(scale, bool):
         pair = (int(scale), int(scale))
     elif (isinstance(scale, (tuple, list)) and len(scale) == 2
@@ -31,11 +31,39 @@ def _normalize_scale(scale) -> Tuple[int, int]:
         pair = (int(scale[0]), int(scale[1]))
     else:
         raise ValueError(
-            f'MultiResolution: scale {scale!r} is neither an int (a square size) '
+            f'{who}: scale {scale!r} is neither an int (a square size) '
             'nor a pair of ints (long edge, short edge)')
     if min(pair) <= 0:
-        raise ValueError(f'MultiResolution: scale {scale!r} has a non-positive size')
+        raise ValueError(f'{who}: scale {scale!r} has a non-positive size')
     return pair
+
+
+def checked_views(scales: Sequence[Scale], frames: Optional[Sequence[int]] = None,
+                  who: str = 'MultiResolution') -> List[Tuple]:
+    """The views, all (scale, frames) pairs scale-major, of view lists whose
+    first entries are the full network's and the others at most those
+    (ValueErrors naming ``who``, the bad value and what is valid)."""
+    if not scales:
+        raise ValueError(f'{who}: scales is empty; give at least the '
+                         'full network\'s resolution, e.g. scales=[224, 160]')
+    pairs = [_normalize_scale(s, who) for s in scales]
+    for scale, pair in zip(scales[1:], pairs[1:]):
+        if pair[0] > pairs[0][0] or pair[1] > pairs[0][1]:
+            raise ValueError(
+                f'{who}: scale {scale!r} is above the full network\'s '
+                f'resolution {scales[0]!r} (the first of scales); valid scales '
+                f'are at most {scales[0]!r}')
+    if frames is not None:
+        if not frames:
+            raise ValueError(f'{who}: frames is empty; give the full '
+                             'clip length first, e.g. frames=[8, 5, 3]')
+        for f in frames:
+            if not isinstance(f, (int, np.integer)) or f <= 0 or f > frames[0]:
+                raise ValueError(
+                    f'{who}: frame count {f!r} is invalid; valid counts '
+                    f'are positive ints at most the first one ({frames[0]!r})')
+    scales = [tuple(s) if isinstance(s, (tuple, list)) else int(s) for s in scales]
+    return list(product(scales, [int(f) for f in frames] if frames else [None]))
 
 
 def uniform_frame_indices(clip_len: int, frames: int) -> np.ndarray:
@@ -84,25 +112,7 @@ class MultiResolution(BaseTransform):
 
     def __init__(self, scales: Sequence[Scale], transforms: List[dict],
                  frames: Optional[Sequence[int]] = None):
-        if not scales:
-            raise ValueError('MultiResolution: scales is empty; give at least the '
-                             'full network\'s resolution, e.g. scales=[224, 160]')
-        pairs = [_normalize_scale(s) for s in scales]
-        for scale, pair in zip(scales[1:], pairs[1:]):
-            if pair[0] > pairs[0][0] or pair[1] > pairs[0][1]:
-                raise ValueError(
-                    f'MultiResolution: scale {scale!r} is above the full network\'s '
-                    f'resolution {scales[0]!r} (the first of scales); valid scales '
-                    f'are at most {scales[0]!r}')
-        if frames is not None:
-            if not frames:
-                raise ValueError('MultiResolution: frames is empty; give the full '
-                                 'clip length first, e.g. frames=[8, 5, 3]')
-            for f in frames:
-                if not isinstance(f, (int, np.integer)) or f <= 0 or f > frames[0]:
-                    raise ValueError(
-                        f'MultiResolution: frame count {f!r} is invalid; valid counts '
-                        f'are positive ints at most the first one ({frames[0]!r})')
+        self.views = checked_views(scales, frames)
         resizes = [t for t in transforms if _is_resize(t)]
         if not resizes:
             raise ValueError('MultiResolution: transforms has no Resize to give the '
@@ -114,11 +124,10 @@ class MultiResolution(BaseTransform):
                     f'MultiResolution: {_type_name(t)} in transforms has its own '
                     f"scale={t['scale']!r}; remove it, MultiResolution sets each "
                     "view's scale from `scales`")
-        self.scales = [tuple(s) if isinstance(s, (tuple, list)) else int(s)
-                       for s in scales]
         self.frames = None if frames is None else [int(f) for f in frames]
-        self.views = list(product(self.scales, self.frames or [None]))
-        self.pipelines = [self._pipeline_at(pair, transforms) for pair in pairs]
+        self.scales = [s for s, _ in self.views[::len(self.frames or [None])]]
+        self.pipelines = [self._pipeline_at(_normalize_scale(s), transforms)
+                          for s in self.scales]
 
     @staticmethod
     def _pipeline_at(scale: Tuple[int, int], transforms: List[dict]) -> Compose:

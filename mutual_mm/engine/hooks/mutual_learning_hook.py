@@ -3,13 +3,12 @@ import random
 from typing import Optional, Sequence
 
 import torch
-from torch import nn
 from mmengine.hooks import Hook
 from mmengine.runner import IterBasedTrainLoop
 
 from ...hosts import host_of
 from ...internals import defines_own_train_step
-from ...models.slimming import unwrap_model
+from ...models.slimming import batch_norms, unwrap_model
 from ...ops import WidthGrid
 from ...registry import HOOKS
 from ..cohort import Member, sample_cohort
@@ -121,9 +120,7 @@ class MutualLearningHook(Hook):
                 'what its train_step adds into its loss')
         self.backbone = self.host.backbone
         self.host.prepare_consumer()
-        self._running_stat_norms = [
-            m for m in model.modules()
-            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+        self._running_stat_norms = [norm for _, norm in batch_norms(model)]
         self.views = self.host.training_views(runner.train_dataloader.dataset,
                                               self.multi_resolution, self.batch_views)
         self.num_views = len(self.views.views)
