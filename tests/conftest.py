@@ -18,3 +18,18 @@ def trained(tmp_path_factory):
     return cfg, str(tmp / 'work' / 'iter_2.pth'), tmp
 
 
+
+
+@pytest.fixture(scope='session')
+def calibrated_reduced(trained, tmp_path_factory):
+    """``trained`` calibrated by tools/calibrate_bn.py for the subnet width 0.5,
+    32 px, 2 frames: (cfg, its dumped file, the calibrated checkpoint)."""
+    from tools.calibrate_bn import main as calibrate
+    cfg, checkpoint, _ = trained
+    tmp = tmp_path_factory.mktemp('calibrated_reduced')
+    cfg_file = tmp / 'config.py'
+    cfg.dump(str(cfg_file))
+    calibrated = str(tmp / 'calibrated.pth')
+    calibrate([str(cfg_file), checkpoint, '--out', calibrated, '--widths', '0.5',
+               '--resolutions', '32', '--frames', '2', '--num-batches', '2'])
+    return cfg, str(cfg_file), calibrated

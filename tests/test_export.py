@@ -25,16 +25,10 @@ def _test_scores(cfg, **extra):
     return runner, torch.stack(scores)
 
 
-def test_exported_subnet_equals_the_calibrated_dynamic_model(trained, tmp_path):
-    from tools.calibrate_bn import main as calibrate
+def test_exported_subnet_equals_the_calibrated_dynamic_model(calibrated_reduced, tmp_path):
     from tools.export_subnet import main as export
-    cfg, checkpoint, _ = trained
-    cfg_file = tmp_path / 'config.py'
-    cfg.dump(str(cfg_file))
-    calibrated = str(tmp_path / 'calibrated.pth')
-    calibrate([str(cfg_file), checkpoint, '--out', calibrated, '--widths', '0.5',
-               '--resolutions', '32', '--frames', '2', '--num-batches', '2'])
-    weights, config_path = export([str(cfg_file), calibrated, '--width', '0.5',
+    cfg, cfg_file, calibrated = calibrated_reduced
+    weights, config_path = export([cfg_file, calibrated, '--width', '0.5',
                                    '--resolution', '32', '--frames', '2',
                                    '--out-dir', str(tmp_path / 'subnet')])
 

@@ -69,16 +69,10 @@ def test_reduced_subnet_runs_in_onnxruntime_as_in_pytorch(task, tmp_path):
     assert onnx_latency_ms(path, shape, threads=1, repeats=2, warmup=1) > 0
 
 
-def test_export_tool_writes_a_checked_onnx_file(trained, tmp_path):
-    from tools.calibrate_bn import main as calibrate
+def test_export_tool_writes_a_checked_onnx_file(calibrated_reduced, tmp_path):
     from tools.export_subnet import main as export
-    cfg, checkpoint, _ = trained
-    cfg_file = tmp_path / 'config.py'
-    cfg.dump(str(cfg_file))
-    calibrated = str(tmp_path / 'calibrated.pth')
-    calibrate([str(cfg_file), checkpoint, '--out', calibrated, '--widths', '0.5',
-               '--resolutions', '32', '--frames', '2', '--num-batches', '1'])
-    _, _, result = export([str(cfg_file), calibrated, '--width', '0.5', '--resolution',
+    _, cfg_file, calibrated = calibrated_reduced
+    _, _, result = export([cfg_file, calibrated, '--width', '0.5', '--resolution',
                            '32', '--frames', '2', '--out-dir', str(tmp_path / 'subnet'),
                            '--onnx'])
     assert result['path'] == str(tmp_path / 'subnet' / 'subnet.onnx')

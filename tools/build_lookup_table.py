@@ -97,20 +97,16 @@ def main(argv=None):
                                            metric, cost='latency')
     print('\nPareto frontier (best subnet for each budget):')
     print(format_rows(pareto_frontier(rows), metric))
-    for budget in args.budgets:
+    budgets = [(f'{b:g} GFLOPs', dict(max_flops=b * 1e9)) for b in args.budgets] + \
+        [(f'{b:g} ms ({args.latency})', dict(max_latency_ms=b)) for b in args.latency_budgets]
+    for name, budget in budgets:
         try:
-            best = select_subnet(rows, max_flops=budget * 1e9)
-            print(f'budget {budget:g} GFLOPs -> {best.subnet.key} '
-                  f'({best.flops / 1e9:.3f} GFLOPs, {metric} {best.metric:.4f})')
+            best = select_subnet(rows, **budget)
+            latency = f', {best.latency_ms:.2f} ms' if best.latency_ms is not None else ''
+            print(f'budget {name} -> {best.subnet.key} ({best.flops / 1e9:.3f} GFLOPs'
+                  f'{latency}, {metric} {best.metric:.4f})')
         except ValueError as err:
-            print(f'budget {budget:g} GFLOPs -> {err}')
-    for budget in args.latency_budgets:
-        try:
-            best = select_subnet(rows, max_latency_ms=budget)
-            print(f'budget {budget:g} ms ({args.latency}) -> {best.subnet.key} '
-                  f'({best.latency_ms:.2f} ms, {metric} {best.metric:.4f})')
-        except ValueError as err:
-            print(f'budget {budget:g} ms -> {err}')
+            print(f'budget {name} -> {err}')
     for kind, path in files.items():
         print(f'{kind:>12}: {path}')
     return rows

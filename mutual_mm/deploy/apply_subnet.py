@@ -27,20 +27,21 @@ def apply_subnet(model, dataset, subnet: Subnet) -> None:
         set_pipeline_view(dataset, subnet.scale, subnet.frames)
 
 
-def owns_input_views(backbone_cfg: dict) -> bool:
-    """Whether a backbone config builds a backbone that makes its own views."""
+def view_owning_backbone(backbone_cfg: dict):
+    """The class a backbone config builds if it makes its own views, else None."""
     cls = registered_class(backbone_cfg)
-    return isinstance(cls, type) and issubclass(cls, SlimBackboneMixin) and \
+    owns = isinstance(cls, type) and issubclass(cls, SlimBackboneMixin) and \
         cls.owns_input_views
+    return cls if owns else None
 
 
 def apply_subnet_to_cfg(cfg, subnet: Subnet) -> None:
     """The config twin of :func:`apply_subnet` for scale/frames (the width is
     the exported model's own): the backbone's config when it owns its views
     (SlowFast: ``slow_input``), else the val/test pipelines."""
-    if owns_input_views(cfg.model.backbone):
-        registered_class(cfg.model.backbone).subnet_input_cfg(
-            cfg.model.backbone, subnet.scale, subnet.frames)
+    backbone = view_owning_backbone(cfg.model.backbone)
+    if backbone is not None:
+        backbone.subnet_input_cfg(cfg.model.backbone, subnet.scale, subnet.frames)
         return
     for split in ('val_dataloader', 'test_dataloader'):
         pipeline = dataset_pipeline_cfg(cfg.get(split))

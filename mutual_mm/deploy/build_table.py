@@ -11,7 +11,7 @@ from mmengine.utils import ProgressBar
 from ..engine.trained_space import TrainedSpace, check_trained
 from .calibrate_checkpoint import calibrate_subnets, calibration_dataloader_cfg
 from .calibrated_subnet_hook import CalibratedSubnetHook
-from .complexity import measure_complexity, measure_latency_ms
+from .complexity import measure_complexity, measure_latency_ms, one_input
 from ..hosts import host_of
 from ..internals import mark_checkpoint_loaded
 from ..models.slimming import unwrap_model
@@ -117,8 +117,7 @@ def _onnxruntime_latency(model, batch: dict, subnet: Subnet, onnx_dir: str,
                          threads: Optional[int], repeats: int) -> float:
     from .onnx_export import export_onnx, onnx_latency_ms, static_exported_part
     os.makedirs(onnx_dir, exist_ok=True)
-    inputs = unwrap_model(model).data_preprocessor(batch, False)['inputs'][:1]
-    shape = tuple(inputs.shape)
+    shape = tuple(one_input(unwrap_model(model), batch)[0].shape)
     path = export_onnx(static_exported_part(model, subnet.width, shape), shape,
                        osp.join(onnx_dir, f'{subnet.key}.onnx'))
     return onnx_latency_ms(path, shape, threads, repeats)

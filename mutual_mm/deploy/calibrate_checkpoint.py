@@ -16,7 +16,7 @@ from ..datasets.pipeline_reading import (dataset_pipeline_cfg, multi_resolution_
                                          pipeline_clip_len, pipeline_output_size)
 from ..datasets.wrappers import nested_dataset_cfgs
 from ..utils import registered_class
-from .apply_subnet import apply_subnet, owns_input_views
+from .apply_subnet import apply_subnet, view_owning_backbone
 
 
 def trained_subnets(cfg: Config, widths: Optional[List[float]] = None,
@@ -38,7 +38,7 @@ def trained_subnets(cfg: Config, widths: Optional[List[float]] = None,
         widths = list(WidthGrid(hook.get('width_range', (0.25, 1.0)),
                                 hook.get('width_step', 0.05)).widths)
     if views is None and (scales is None or frames is None) and \
-            owns_input_views(cfg.model.backbone):
+            view_owning_backbone(cfg.model.backbone) is not None:
         view_scales, view_frames = backbone_view_sizes(cfg, need_size=scales is None,
                                                        need_frames=frames is None)
         scales = view_scales if scales is None else scales

@@ -29,7 +29,9 @@ def _scope_forward(model: nn.Module, data_samples, scope: str) -> HostForward:
                        data_samples)
 
 
-def _one_input(model: nn.Module, data_batch: dict):
+def one_input(model: nn.Module, data_batch: dict):
+    """The first preprocessed input of ``data_batch`` (batch of 1) and its data
+    sample: what FLOPs, latency and export measure."""
     data = model.data_preprocessor(data_batch, False)
     inputs = data['inputs'][:1]
     samples = data.get('data_samples')
@@ -46,7 +48,7 @@ def measure_complexity(model: nn.Module, data_batch: dict,
     was_training = model.training
     model.eval()
     try:
-        inputs, samples = _one_input(model, data_batch)
+        inputs, samples = one_input(model, data_batch)
         forward = _scope_forward(model, samples, scope)
         analyzer = FlopAnalyzer(forward, (inputs, ))
         analyzer.unsupported_ops_warnings(False)
@@ -65,17 +67,23 @@ def measure_latency_ms(model: nn.Module, data_batch: dict, repeats: int = 10,
     """Median wall time (ms) of one input's tensor forward on the model's device."""
     model = unwrap_model(model)
     model.eval()
-    inputs, samples = _one_input(model, data_batch)
+    inputs, samples = one_input(model, data_batch)
     forward = _scope_forward(model, samples, 'model')
-    cuda = inputs.is_cuda
+    sync = torch.cuda.synchronize if inputs.is_cuda else None
+    return median_ms(lambda: forward(inputs), repeats, warmup, sync)
+
+
+def median_ms(run, repeats: int = 10, warmup: int = 2, sync=None) -> float:
+    """Median wall time (ms) of ``run()`` over ``repeats`` calls after ``warmup``
+    (``sync()``, e.g. ``torch.cuda.synchronize``, around each timed call)."""
     times = []
     for i in range(warmup + repeats):
-        if cuda:
-            torch.cuda.synchronize()
+        if sync:
+            sync()
         start = time.perf_counter()
-        forward(inputs)
-        if cuda:
-            torch.cuda.synchronize()
+        run()
+        if sync:
+            sync()
         if i >= warmup:
             times.append((time.perf_counter() - start) * 1e3)
     return statistics.median(times)

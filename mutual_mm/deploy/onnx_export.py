@@ -15,8 +15,6 @@ Exporter: torch's TorchScript-based ``torch.onnx.export(..., dynamo=False)``,
 opset 17 (the dynamo exporter needs ``onnxscript``, not a dependency here).
 The input shape is fixed (the configuration's; batch 1 by default).
 """
-import statistics
-import time
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -24,6 +22,7 @@ import torch
 from torch import nn
 
 from ..hosts import HostForward, host_of
+from .complexity import median_ms
 from .export import export_subnet
 
 OPSET = 17
@@ -120,10 +119,4 @@ def onnx_latency_ms(path: str, input_shape: Sequence[int], threads: Optional[int
     session = onnx_session(path, threads)
     feed = {session.get_inputs()[0].name:
             np.random.default_rng(0).standard_normal(tuple(input_shape)).astype(np.float32)}
-    times = []
-    for i in range(warmup + repeats):
-        start = time.perf_counter()
-        session.run(None, feed)
-        if i >= warmup:
-            times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+    return median_ms(lambda: session.run(None, feed), repeats, warmup)

@@ -239,7 +239,8 @@ class SlimResNet3dSlowFast(SlimBackboneMixin, ResNet3dSlowFast):
             if torch.onnx.is_in_onnx_export():
                 flat = self._resize_as_matmuls(flat, (h, w), size)
             else:
-                self._remember_resize((h, w), size, flat)
+                if not self.training:  # not on the training step's path
+                    self._remember_resize((h, w), size, flat)
                 flat = F.interpolate(flat, size=size, mode='bilinear', align_corners=False,
                                      antialias=True)
             x_slow = flat.reshape(n, tt, c, *size).transpose(1, 2)
@@ -248,8 +249,8 @@ class SlimResNet3dSlowFast(SlimBackboneMixin, ResNet3dSlowFast):
     # Antialiased bilinear resizing has no ONNX (opset 17) operator. It is
     # separable and linear, so for the fixed sizes of an exported subnet it is
     # two matrix products, out = M_h @ x @ M_w^T; the matrices are computed in
-    # eager mode (the export runs the model once before tracing) and enter the
-    # ONNX graph as constants.
+    # eager eval-mode forwards (the export runs the model once before tracing)
+    # and enter the ONNX graph as constants.
     def _remember_resize(self, src, dst, like: torch.Tensor) -> None:
         key = (tuple(src), tuple(dst))
         cache = self.__dict__.setdefault('_resize_matrices', {})
