@@ -88,7 +88,7 @@ def test_image_classifier_trains_with_batch_views(tmp_path):
 @pytest.mark.parametrize('case, match', [
     ('multi_resolution_too', 'remove MultiResolution'),
     ('bad_key', 'valid: dict'),
-    ('detector', 'not available for MaskRCNN'),
+    ('detector_frames', r'MaskRCNN: images have no frames.*got \[4, 2\]'),
 ])
 def test_batch_views_refusals(tmp_path, case, match):
     views = dict(scales=list(SCALES), frames=list(FRAMES))
@@ -96,14 +96,15 @@ def test_batch_views_refusals(tmp_path, case, match):
         with pytest.raises(ValueError, match=match):
             mutual_mm.engine.MutualLearningHook(batch_views=dict(sizes=[48]))
         return
-    if case == 'detector':
-        hook = dict(type='MutualLearningHook', batch_views=dict(scales=[(160, 96)]))
+    if case == 'detector_frames':
+        hook = dict(type='MutualLearningHook',
+                    batch_views=dict(scales=[(160, 96)], frames=[4, 2]))
         cfg = det_train_cfg(tmp_path / 'w', tmp_path / 'd', hook=hook)
         pipeline = cfg.train_dataloader.dataset.pipeline
         multi = pipeline.pop()
         pipeline.extend([dict(type='Resize', scale=(160, 96), keep_ratio=True),
                          multi['transforms'][-1]])
-        with pytest.raises(NotImplementedError, match=match):
+        with pytest.raises(ValueError, match=match):
             Runner.from_cfg(cfg).train()
         return
     hook = dict(type='MutualLearningHook', batch_views=views)

@@ -8,7 +8,7 @@ answered by the family's :class:`HostAdapter`, found by :func:`host_of` from the
 model's class. A new family is one file in this package: a subclass registered
 with ``@HOSTS.register_module()`` that names the host classes it handles.
 """
-from typing import Optional, Tuple, Type
+from typing import Optional, Sequence, Tuple, Type
 
 import torch
 from mmengine.registry import Registry
@@ -134,9 +134,11 @@ class HostAdapter:
             return BatchViews.of(self, train_dataset, **batch_views)
         return PipelineViews.of(train_dataset, multi_resolution)
 
-    def check_batch_views(self) -> None:
-        """Refuse views made from the batch for a family that does not make them
-        (its adapter does not override :meth:`batch_view`)."""
+    def check_batch_views(self, frames: Optional[Sequence[int]] = None) -> None:
+        """Refuse, before training starts, views made from the batch that the
+        family does not make: none when its adapter does not override
+        :meth:`batch_view`; a family may also refuse ``frames`` (the
+        ``batch_views`` frame counts) or a model it cannot serve."""
         if type(self).batch_view is HostAdapter.batch_view:
             self.batch_view(None, None, None)
 

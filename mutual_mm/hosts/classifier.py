@@ -2,7 +2,7 @@
 ImageNet pre-training of the slim backbones)."""
 from ..models.classifiers import MutualImageClassifier
 from .base import HOSTS, HostAdapter
-from .views import resize_last_two, square_or_pair
+from .views import refuse_frames, resize_last_two, square_or_pair
 
 
 @HOSTS.register_module()
@@ -17,8 +17,9 @@ class ClassifierHost(HostAdapter):
     def scores(self, inputs, data_samples=None):
         return self.model(inputs, mode='tensor')
 
+    def check_batch_views(self, frames=None) -> None:
+        refuse_frames(self.name, frames)
+
     def batch_view(self, batch: dict, scale, frames):
-        if frames is not None:
-            raise ValueError(f'{self.name}: images have no frames; batch_views frames '
-                             f'must be None, got {frames!r}')
+        refuse_frames(self.name, frames)
         return dict(batch, inputs=resize_last_two(batch['inputs'], square_or_pair(scale)))

@@ -96,7 +96,7 @@ class BatchViews(PipelineViews):
 
     @classmethod
     def of(cls, host, dataset, scales: Sequence, frames=None) -> 'BatchViews':
-        host.check_batch_views()
+        host.check_batch_views(frames)
         if find_multi_resolution(dataset) is not None:
             raise ValueError('MutualLearningHook: batch_views makes the views from the '
                              'loaded batch; remove MultiResolution from the train pipeline')
@@ -130,6 +130,13 @@ def square_or_pair(scale) -> Tuple[int, int]:
     if isinstance(scale, (tuple, list)):
         return int(scale[1]), int(scale[0])
     return int(scale), int(scale)
+
+
+def refuse_frames(who: str, frames) -> None:
+    """Images have no frames: a ValueError naming ``frames`` unless it is None."""
+    if frames is not None:
+        raise ValueError(f'{who}: images have no frames; batch_views frames must be '
+                         f'None, got {frames!r}')
 
 
 def take_frames(x: torch.Tensor, dim: int, frames: Optional[int]) -> torch.Tensor:

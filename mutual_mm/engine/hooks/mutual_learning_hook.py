@@ -59,7 +59,8 @@ class MutualLearningHook(Hook):
             delivers). The pipeline stays the stock single-resolution one (no
             MultiResolution); each member's input is resized (and its frames
             taken) on the model's device from the preprocessed batch, only for
-            the views the iteration uses. Detectors: not yet (MultiResolution).
+            the views the iteration uses (detectors: keep-ratio scales as
+            ``Resize`` takes them, boxes and masks rescaled; no frames).
             Defaults to None (the pipeline's MultiResolution views).
         seed (int, optional): seed of the cohort sampler; defaults to the run's
             seed (the same on every rank). Its state is saved in checkpoints,
