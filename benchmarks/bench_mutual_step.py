@@ -19,6 +19,17 @@ backbone + head by mmengine's FlopAnalyzer at each member's width and view),
 batch_views / hooked, and the share of the batch_views step spent making the
 views (median over repeats; target <= 3 %).
 
+``--model mask-rcnn`` measures the batch views on a detector: the provided
+MutualNet Mask R-CNN R50-FPN config (the stock mmdet one, backbone swapped to
+``SlimResNet``, its widths [0.7, 1.0] and ``MultiResolution`` views
+1000x{600, 480, 360, 240} scaled to the short edge ``--size``) on generated
+COCO-like images (4:3, ``--objects`` shapes at most, with masks). Three
+variants, round-robin: ``hooked`` (pipeline views), ``batch_views`` (the stock
+pipeline's batch, views made in the step: keep-ratio resize, boxes and masks
+rescaled) and ``plain``; reported: batch_views / hooked and the share of the
+batch_views step spent making the views (target <= 3 %). No members variant
+nor FLOPs (section 3's question is asked of Slow-8x8).
+
 ``--steady-state`` instead times ``--steady-iters`` consecutive hooked steps with
 cudnn.benchmark on and a new cohort each (as training draws them): each (width,
 view) not seen before is a set of convolution shapes cudnn benchmarks first.
@@ -32,8 +43,10 @@ Reported: the step time at iteration 20 and at the last (and the medians of the
     .venv/bin/python benchmarks/bench_mutual_step.py --device cuda --size 224 \\
         --batch 8 --steady-state                       # GPU steady state
     .venv/bin/python benchmarks/bench_mutual_step.py --steady-state --steady-iters 40
+    .venv/bin/python benchmarks/bench_mutual_step.py --model mask-rcnn --size 360
 
-Output: ``--out`` (default ``benchmarks/results/mutual_step[_steady]_<device>.json``).
+Output: ``--out`` (default ``benchmarks/results/mutual_step[_steady]_<device>.json``;
+``mutual_step_batch_views_maskrcnn_<device>.json`` for ``--model mask-rcnn``).
 """
 from __future__ import annotations
 
@@ -63,26 +76,39 @@ WIDTH_STEP = 0.05
 NUM_RANDOM = 2
 TARGET_HOOKED_OVER_MEMBERS = 1.10
 TARGET_VIEW_MAKING_SHARE = 0.03
+MASK_RCNN = 'configs/mask_rcnn/mask-rcnn_slim-r50_fpn_mutualnet-2x_coco.py'
+DET_SHORT_EDGES = (600, 480, 360, 240)  # the provided config's 1000x{...} scales
 
 
 def parse_args(argv=None):
     p = common.arg_parser(__doc__)
-    p.add_argument('--size', type=int, default=96,
-                   help='full-network short edge S; views use S, 0.8S, 0.63S')
+    p.add_argument('--model', choices=('slowonly', 'mask-rcnn'), default='slowonly')
+    p.add_argument('--size', type=int, default=None,
+                   help='full-network short edge S (default 96, mask-rcnn 360); views '
+                        'use S, 0.8S, 0.63S (mask-rcnn: S, 0.8S, 0.6S, 0.4S)')
+    p.add_argument('--objects', type=int, default=8,
+                   help='mask-rcnn: at most this many shapes per image (1 + uniform)')
     p.add_argument('--frames', type=int, default=8,
                    help='full-network frames T; views use T, 0.63T, 0.4T')
     p.add_argument('--batch', type=int, default=2)
     p.add_argument('--repeats', type=int, default=5)
     p.add_argument('--warmup', type=int, default=1,
                    help='untimed round-robin rounds before the timed repeats')
-    p.add_argument('--lr', type=float, default=0.01, help='SGD learning rate')
+    p.add_argument('--lr', type=float, default=None,
+                   help='SGD learning rate (default 0.01; mask-rcnn 1e-4: from random '
+                        'init it diverges on the one repeated batch at 0.01)')
     p.add_argument('--steady-state', action='store_true',
                    help='time --steady-iters consecutive hooked steps (fresh cohort each, '
                         'cudnn.benchmark on) and report iteration 20 vs the last')
     p.add_argument('--steady-iters', type=int, default=200)
     args = p.parse_args(argv)
+    args.size = args.size or (96 if args.model == 'slowonly' else 360)
+    args.lr = args.lr if args.lr is not None else (0.01 if args.model == 'slowonly' else 1e-4)
+    if args.model == 'mask-rcnn' and args.steady_state:
+        p.error('--steady-state is measured on --model slowonly')
     common.finish_args(p, args, 'mutual_step_steady_{device}' if args.steady_state
-                       else 'mutual_step_{device}',
+                       else 'mutual_step_{device}' if args.model == 'slowonly'
+                       else 'mutual_step_batch_views_maskrcnn_{device}',
                        positive=('size', 'frames', 'batch', 'repeats'), non_negative=('warmup', ))
     if args.steady_state and args.steady_iters < 2:
         p.error('--steady-iters must be >= 2')
@@ -93,7 +119,8 @@ def parse_args(argv=None):
 PACK = [dict(type='FormatShape', input_format='NCTHW'), dict(type='PackActionInputs')]
 
 
-def build_cfg(work_dir: str, data_root: str, scales, frames, batch: int, seed: int):
+def build_cfg(work_dir: str, data_root: str, scales, frames, batch: int, seed: int,
+              **unused):
     """The stock SlowOnly R50 Kinetics config with SlimResNet3dSlowOnly,
     MultiResolution (spatial x temporal) and MutualLearningHook, on generated
     mp4 clips."""
@@ -119,6 +146,52 @@ def build_cfg(work_dir: str, data_root: str, scales, frames, batch: int, seed: i
     return cfg
 
 
+def det_views(size: int):
+    """The provided Mask R-CNN config's views 1000x{600, 480, 360, 240}, their
+    short edge 600 scaled to ``size`` (long edges even)."""
+    return [(2 * round(500 * size / 600), 2 * round(s * size / 1200))
+            for s in DET_SHORT_EDGES], None
+
+
+def build_det_cfg(work_dir: str, data_root: str, scales, frames, batch: int, seed: int,
+                  objects: int = 8):
+    """The provided MutualNet Mask R-CNN R50-FPN config (stock mmdet config,
+    SlimResNet, MultiResolution, the hook) at ``scales``, on generated 4:3
+    COCO-like images whose short edge is the full view's."""
+    from mutual_mm.datasets.synthetic import SHAPE_CLASSES, make_coco_shapes
+    from mutual_mm.utils import load_config
+    cfg = common.runner_cfg(load_config(osp.join(common.ROOT, MASK_RCNN)), work_dir, seed)
+    short = scales[0][1]
+    ann = make_coco_shapes(data_root, num_images=max(4, batch), seed=seed,
+                           size=(short * 4 // 3, short), max_objects=objects)
+    cfg.model.backbone.init_cfg = None
+    cfg.model.roi_head.bbox_head.num_classes = len(SHAPE_CLASSES)
+    cfg.model.roi_head.mask_head.num_classes = len(SHAPE_CLASSES)
+    pipeline = copy.deepcopy(cfg.train_pipeline)
+    pipeline[-1]['scales'] = [list(s) for s in scales]
+    cfg.train_dataloader = common.loader_cfg(
+        dict(type='CocoDataset', data_root=data_root, ann_file=ann, data_prefix=dict(img=''),
+             metainfo=dict(classes=SHAPE_CLASSES), filter_cfg=dict(filter_empty_gt=True),
+             pipeline=pipeline), batch, shuffle=False)
+    cfg.test_dataloader = cfg.test_evaluator = cfg.test_cfg = None
+    cfg.custom_hooks = [h for h in cfg.custom_hooks if h['type'] == 'MutualLearningHook']
+    return cfg
+
+
+def stock_det_dataset(cfg, scale):
+    """The detection train dataset with the stock single-resolution pipeline:
+    MultiResolution replaced by its tail at the full view's ``scale``."""
+    from mmdet.registry import DATASETS
+    from mmengine.registry import DefaultScope
+    dataset = copy.deepcopy(cfg.train_dataloader.dataset)
+    multi = dataset.pipeline.pop()
+    tail = copy.deepcopy(multi['transforms'])
+    next(t for t in tail if t['type'] == 'Resize')['scale'] = tuple(scale)
+    dataset.pipeline.extend(tail)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        return DATASETS.build(dataset)
+
+
 def stock_dataset(cfg, scale: int):
     """The train dataset of ``cfg`` with the stock single-resolution pipeline:
     MultiResolution replaced by its full view (``scale`` square, every frame);
@@ -142,6 +215,17 @@ def load_batch(dataset, batch: int, seed: int) -> dict:
     return pseudo_collate([dataset[i % len(dataset)] for i in range(batch)])
 
 
+#: per --model: (views of size S / frames T, config builder, stock dataset, the
+#: model as the results name it)
+TASKS = {
+    'slowonly': (lambda a: common.view_sizes(a.size, a.frames), build_cfg, stock_dataset,
+                 SLOWONLY + ' (backbone SlimResNet3dSlowOnly)'),
+    'mask-rcnn': (lambda a: det_views(a.size), build_det_cfg, stock_det_dataset,
+                  MASK_RCNN + ' (mmdet::mask_rcnn/mask-rcnn_r50_fpn_2x_coco.py, backbone '
+                  'SlimResNet)'),
+}
+
+
 class Steps:
     """The model, its MutualLearningHook (set up, not training) and one fixed
     batch; each variant of the step is a method."""
@@ -152,9 +236,10 @@ class Steps:
         from mmengine.runner import Runner
 
         from mutual_mm.engine import MutualLearningHook, split_views
-        self.scales, self.frames = common.view_sizes(args.size, args.frames)
-        cfg = build_cfg(osp.join(tmp, 'work'), osp.join(tmp, 'data'), self.scales,
-                        self.frames, args.batch, args.seed)
+        views_of, cfg_of, stock_of, self.model_name = TASKS[args.model]
+        self.scales, self.frames = views_of(args)
+        cfg = cfg_of(osp.join(tmp, 'work'), osp.join(tmp, 'data'), self.scales,
+                     self.frames, args.batch, args.seed, objects=args.objects)
         runner = Runner.from_cfg(copy.deepcopy(cfg))
         MMLogger.get_current_instance().setLevel('WARNING')
         self.model = runner.model.to(device).train()
@@ -162,11 +247,12 @@ class Steps:
         self.hook.before_train(runner)  # set-up only: consumers, logits capture, views
         # the plain variant is the stock step: drop the hook's replacement
         self.model.__dict__.pop('train_step', None)
-        assert self.hook.resolved_distill == 'kl', self.hook.resolved_distill
+        self.distill = self.hook.resolved_distill
+        assert self.distill == ('kl' if args.model == 'slowonly' else 'gt'), self.distill
         self.data = load_batch(runner.train_dataloader.dataset, args.batch, args.seed)
         self.views = split_views(self.data, self.hook.num_views)
         # batch_views: the stock pipeline's batch, the hook's view source for it
-        stock = stock_dataset(cfg, self.scales[0])
+        stock = stock_of(cfg, self.scales[0])
         self.stock_data = load_batch(stock, args.batch, args.seed)
         self.batch_view_source = self.hook.host.training_views(
             stock, batch_views=dict(scales=self.scales, frames=self.frames))
@@ -195,7 +281,8 @@ class Steps:
         try:
             log_vars = mutual_train_step(self.model, self.data if data is None else data,
                                          self.optim_wrapper, cohort, self.hook._configure,
-                                         self.hook._captured_logits, make_view=make_view)
+                                         self.hook._captured_logits if self.distill == 'kl'
+                                         else None, make_view=make_view)
         finally:
             self.configure_full()
         self.losses.append(float(log_vars['loss']))
@@ -285,18 +372,19 @@ class Steps:
 
 
 def config_of(args, steps: Steps, **extra) -> dict:
-    return dict(model=SLOWONLY + ' (backbone SlimResNet3dSlowOnly)', size=args.size,
-                frames=args.frames, batch=args.batch, **extra, width_range=WIDTH_RANGE,
-                width_step=WIDTH_STEP, num_random=NUM_RANDOM, view_sizes=steps.scales,
-                view_frames=steps.frames)
+    hook = steps.hook
+    return dict(model=steps.model_name, size=args.size,
+                frames=args.frames if steps.frames else None, batch=args.batch, **extra,
+                width_range=[hook.grid.min, hook.grid.max], width_step=hook.grid.step,
+                num_random=NUM_RANDOM, view_sizes=steps.scales, view_frames=steps.frames)
 
 
 # ------------------------------------------------- hooked vs members vs plain
-def time_variants(steps: Steps, cohort, warmup: int, repeats: int):
+def time_variants(steps: Steps, cohort, warmup: int, repeats: int,
+                  names=('hooked', 'members', 'plain', 'batch_views')):
     """Per variant its step times (members: the sum of the members' own times,
     not the loop around them), per member its phase times, and the load
     average around the rounds."""
-    names = ['hooked', 'members', 'plain', 'batch_views']
     samples = {n: [] for n in names}
     samples['view_making'] = []  # within the batch_views step
     member_samples = {m.name: [] for m in cohort}
@@ -421,6 +509,71 @@ def print_comparison(r: dict) -> None:
         print('WARNING: non-finite losses during the benchmark (timings may be off)')
 
 
+# ------------------------------------------------ batch views of a detector
+def compare_batch_views(args, steps: Steps, cohort) -> dict:
+    """hooked (pipeline views) vs batch_views vs plain, round-robin; the share
+    of the batch_views step spent making the views."""
+    names = ('hooked', 'batch_views', 'plain')
+    samples, _, watch = time_variants(steps, cohort, args.warmup, args.repeats, names)
+    med = {n: statistics.median(v) for n, v in samples.items()}
+    pairs = dict(batch_views_over_hooked=('batch_views', 'hooked'),
+                 hooked_over_plain=('hooked', 'plain'),
+                 view_making_share=('view_making', 'batch_views'))
+    paired = {k: common.paired_ratios(samples[a], samples[b]) for k, (a, b) in pairs.items()}
+    ratios = {k: r['median'] for k, r in paired.items()}
+    inputs = [tuple(x.shape[-2:]) for x in steps.stock_data['inputs']]
+    objects = [len(s.gt_instances) for s in steps.stock_data['data_samples']]
+    return dict(
+        **common.environment('mutual_step_batch_views', steps.device),
+        config=config_of(args, steps, repeats=args.repeats, warmup=args.warmup, lr=args.lr,
+                         seed=args.seed, threads=torch.get_num_threads(),
+                         distill=steps.distill, image_hw=inputs, objects=objects,
+                         views=[list(v) for v in steps.hook.views.views]),
+        cohort=[steps.describe(m) for m in cohort],
+        samples_s=samples, medians_s=med,
+        paired_ratios={k: r['per_round'] for k, r in paired.items()}, ratios=ratios,
+        ratios_iqr={k: [r['q1'], r['q3']] for k, r in paired.items()},
+        ratio_of_medians={k: r['of_medians'] for k, r in paired.items()},
+        batch_views=dict(
+            source='MutualLearningHook(batch_views=dict(scales)): the stock pipeline '
+                   '(Resize keep_ratio to the full view), BatchViews.make in the step '
+                   '(DetectorHost.batch_view: images, boxes, bitmap masks)',
+            stock_batch_equals_pipeline_view0=steps.stock_equals_view0,
+            views_made_per_step=sum(m.view != 0 for m in cohort),
+            view_making_ms_median=med['view_making'] * 1e3,
+            view_making_share=paired['view_making_share'],
+            target=dict(view_making_share=TARGET_VIEW_MAKING_SHARE,
+                        met=ratios['view_making_share'] <= TARGET_VIEW_MAKING_SHARE),
+            timing_note='device synchronised before and after each make; '
+                        'share = make seconds / batch_views step seconds, per repeat'),
+        losses_finite=steps.losses_finite(), **watch.as_dict())
+
+
+def print_batch_views(r: dict) -> None:
+    med, ratios, iqr = r['medians_s'], r['ratios'], r['ratios_iqr']
+    print(f"\n{'variant':<44}{'median ms':>11}")
+    for label, key in (('hooked step, pipeline views', 'hooked'),
+                       ('hooked step, batch views (stock batch)', 'batch_views'),
+                       ('  of which making the views', 'view_making'),
+                       ('plain full step (stock train_step)', 'plain')):
+        print(f'{label:<44}{med[key] * 1e3:>11.1f}')
+    print(f"\n{'ratio (median of per-repeat ratios)':<44}{'measured':>10}  (IQR)")
+    for key, label in (('batch_views_over_hooked', 'batch views / pipeline views'),
+                       ('hooked_over_plain', 'hooked / plain'),
+                       ('view_making_share', 'view making / batch-views step')):
+        fmt = '{:.2%}' if key.endswith('share') else '{:.3f}'
+        print(f'{label:<44}{fmt.format(ratios[key]):>10}  ('
+              + '-'.join(fmt.format(q) for q in iqr[key]) + ')')
+    met = r['batch_views']['target']['met']
+    print(f'target: view making <= {TARGET_VIEW_MAKING_SHARE:.0%} of the step: '
+          + ('PASS' if met else 'FAIL'))
+    print(common.describe_load(r))
+    if not r['batch_views']['stock_batch_equals_pipeline_view0']:
+        print("note: the stock batch differs from the pipeline's view 0")
+    if not r['losses_finite']:
+        print('WARNING: non-finite losses during the benchmark (timings may be off)')
+
+
 # ------------------------------------------------------------- steady state
 def steady_state(args, steps: Steps) -> dict:
     """Consecutive hooked steps, a new cohort each (as training draws them)."""
@@ -491,7 +644,7 @@ def main(argv=None):
         cohort = sample_cohort(grid, steps.hook.num_views, NUM_RANDOM, random.Random(args.seed))
         print(common.describe_machine(device))
         print(f'views: sizes {steps.scales} x frames {steps.frames}; batch {args.batch}; '
-              f'widths {grid.widths[0]}..{grid.max} step {WIDTH_STEP}')
+              f'widths {grid.widths[0]}..{grid.max} step {grid.step}')
         print(f'cohort (seed {args.seed}):')
         for d in map(steps.describe, cohort):
             print(f"  {d['name']:<6} width {d['width']:<5} view {d['view']} "
@@ -499,6 +652,9 @@ def main(argv=None):
         if args.steady_state:
             result = steady_state(args, steps)
             print_steady(result)
+        elif args.model == 'mask-rcnn':
+            result = compare_batch_views(args, steps, cohort)
+            print_batch_views(result)
         else:
             result = compare(args, steps, cohort)
             print_comparison(result)

@@ -55,6 +55,7 @@ if [ "$QUICK" = 1 ]; then
     BB=(--repeats 1 --warmup 0 --size 64)
     BB_SLOW=(--repeats 1 --warmup 0 --size 32 --frames 4)
     MS=(--repeats 1 --warmup 0 --size 32 --frames 4)
+    MS_DET=(--repeats 1 --warmup 0 --size 96)
     MS_STEADY=(--steady-iters 3 --size 32 --frames 4)
     DL=(--repeats 1 --num-images 4 --num-videos 4 --image-size 160x120
         --video-size 128x96)
@@ -63,11 +64,13 @@ if [ "$QUICK" = 1 ]; then
 elif [ "$DEVICE" = cuda ]; then
     BB=(); BB_SLOW=()
     MS=(--size 224 --batch 8)
+    MS_DET=(--size 600)
     MS_STEADY=(--size 224 --batch 8 --steady-iters 200)
     DL=(); CAL=(); FLOPS=()
 else
     BB=(); BB_SLOW=()
     MS=()
+    MS_DET=(--size 360 --repeats 5)
     MS_STEADY=(--size 64 --steady-iters 30)
     DL=(); CAL=(); FLOPS=()
 fi
@@ -81,6 +84,9 @@ run backbones_slowonly "$PY" benchmarks/bench_backbones.py --model slowonly \
     --out "$RES/backbones_slowonly_$DEVICE.json"
 run mutual_step "$PY" benchmarks/bench_mutual_step.py --device "$DEVICE" "${CUDNN[@]}" \
     "${THR[@]}" "${MS[@]}" --out "$RES/mutual_step_$DEVICE.json"
+run mutual_step_batch_views_maskrcnn "$PY" benchmarks/bench_mutual_step.py \
+    --model mask-rcnn --device "$DEVICE" "${CUDNN[@]}" "${THR[@]}" "${MS_DET[@]}" \
+    --out "$RES/mutual_step_batch_views_maskrcnn_$DEVICE.json"
 run mutual_step_steady "$PY" benchmarks/bench_mutual_step.py --device "$DEVICE" \
     --steady-state "${THR[@]}" "${MS_STEADY[@]}" --out "$RES/mutual_step_steady_$DEVICE.json"
 run data_loading "$PY" benchmarks/bench_data_loading.py "${THR[@]}" "${DL[@]}" \
