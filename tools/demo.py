@@ -1,6 +1,6 @@
 """The main job: the whole MutualNet workflow on data generated on the fly.
 
-    bash tools/demo.sh [--workspace DIR] [--skip-video] [--quick]
+    bash tools/demo.sh [--workspace DIR] [--tasks detection video] [--quick]
 
 1. generates a small COCO-format detection set (shapes with masks) and a small
    Kinetics-format video set (.mp4 clips whose class is a motion direction);
@@ -19,6 +19,7 @@ WORKSPACE/work_dirs/mutual_demo. ``--quick`` (what the test runs) uses tiny
 data and 2 training iterations.
 """
 import argparse
+import contextlib
 import json
 import os
 import os.path as osp
@@ -88,7 +89,11 @@ def train(demo: dict, work_dir: str, options: dict, log_path: str) -> str:
 
 def calibrate_and_tabulate(demo: dict, checkpoint: str, out_dir: str, options: dict,
                            num_batches: int):
-    """BN calibration per subnet, then the lookup table and its plot."""
+    """BN calibration per subnet, then the lookup table and its plot. The
+    evaluators' per-subnet output (a full COCO summary each) goes to
+    OUT_DIR/eval.log; the terminal gets one progress bar."""
+    from tqdm import tqdm
+
     from mutual_mm.deploy import (build_lookup_table, calibrate_checkpoint, plot_table,
                                   save_table, trained_subnets)
     from mutual_mm.utils import load_config
@@ -98,14 +103,20 @@ def calibrate_and_tabulate(demo: dict, checkpoint: str, out_dir: str, options: d
     cfg.log_level = 'WARNING'
     subnets = trained_subnets(cfg, widths=demo['widths'])
     calibrated = osp.join(out_dir, 'calibrated.pth')
-    print(f'calibrating BN for {len(subnets)} subnets '
-          f'({len(demo["widths"])} widths x the trained resolutions)')
-    calibrate_checkpoint(cfg, checkpoint, calibrated, subnets, num_batches)
-    print(f'\nevaluating {len(subnets)} subnets on the val split')
-    rows, metric = build_lookup_table(cfg, calibrated, subnets, demo['metric'],
-                                      latency=demo.get('latency', False),
-                                      flops_scope=demo['flops_scope'], threads=1,
-                                      onnx_dir=osp.join(out_dir, 'onnx'))
+    eval_log = osp.join(out_dir, 'eval.log')
+    print(f'calibrating BN for {len(subnets)} subnets ({len(demo["widths"])} widths x '
+          f'the trained resolutions), then evaluating each on the val split\n'
+          f'  (log: {eval_log})')
+    bar = tqdm(total=len(subnets), desc=f'evaluate {demo["name"]}', unit='subnet',
+               file=sys.stderr)
+    with open(eval_log, 'w') as log, contextlib.redirect_stdout(log):
+        calibrate_checkpoint(cfg, checkpoint, calibrated, subnets, num_batches)
+        rows, metric = build_lookup_table(cfg, calibrated, subnets, demo['metric'],
+                                          latency=demo.get('latency', False),
+                                          flops_scope=demo['flops_scope'], threads=1,
+                                          onnx_dir=osp.join(out_dir, 'onnx'),
+                                          on_row=lambda row: bar.update())
+    bar.close()
     files = save_table(rows, osp.join(out_dir, 'table'), metric)
     flops_label = 'GFLOPs' + (' (backbone + neck)' if demo['flops_scope'] == 'features'
                               else '')
@@ -113,6 +124,7 @@ def calibrate_and_tabulate(demo: dict, checkpoint: str, out_dir: str, options: d
                                title=f'MutualNet demo ({demo["name"]}): {metric} vs FLOPs',
                                flops_label=flops_label)
     files['calibrated checkpoint'] = calibrated
+    files['evaluation log'] = eval_log
     return rows, metric, files
 
 
@@ -157,7 +169,8 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--workspace', default=ROOT,
                         help='where data/ and work_dirs/ go (default: the repository)')
-    parser.add_argument('--skip-video', action='store_true', help='detection only')
+    parser.add_argument('--tasks', nargs='+', choices=[d['name'] for d in DEMOS],
+                        default=[d['name'] for d in DEMOS], help='which demos to run')
     parser.add_argument('--quick', action='store_true',
                         help='tiny data, 2 iterations: checks the pipeline (CI)')
     args = parser.parse_args(argv)
@@ -175,7 +188,7 @@ def main(argv=None):
     options = dict(QUICK_OPTIONS) if args.quick else {}
 
     summary, outputs = {}, {}
-    demos = DEMOS[:1] if args.skip_video else DEMOS
+    demos = [d for d in DEMOS if d['name'] in args.tasks]
     for step, demo in enumerate(demos):
         out_dir = osp.join(runs, demo['name'])
         os.makedirs(out_dir, exist_ok=True)

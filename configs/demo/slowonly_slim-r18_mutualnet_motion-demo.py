@@ -9,7 +9,7 @@ _base_ = '../kinetics/slowonly_slim-r50_mutualnet-8x8x1-256e_kinetics400-rgb.py'
 data_root = 'data/mutual_demo/motion/'
 model = dict(
     backbone=dict(depth=18, base_channels=16, pretrained=None),
-    cls_head=dict(in_channels=128, num_classes=4, dropout_ratio=0.2))
+    cls_head=dict(in_channels=128, num_classes=8, dropout_ratio=0.2))  # shape x direction
 
 train_pipeline = [
     dict(type='DecordInit'),

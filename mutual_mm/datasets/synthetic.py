@@ -3,7 +3,8 @@
 * :func:`make_coco_shapes`: images of filled shapes (rectangle, ellipse, triangle)
   on noisy backgrounds, with a COCO ``annotations.json`` (boxes and polygon masks).
 * :func:`make_motion_videos`: ``.mp4`` clips of a moving square whose class is the
-  direction of motion, with a Kinetics-style video list (``path label`` lines).
+  direction of motion (optionally: and whether it is a ring), with a
+  Kinetics-style video list (``path label`` lines).
 """
 import json
 import os
@@ -76,18 +77,29 @@ def make_coco_shapes(out_dir: str, num_images: int = 8, size: Tuple[int, int] = 
 
 def make_motion_videos(out_dir: str, num_videos: int = 8, size: Tuple[int, int] = (64, 48),
                        num_frames: int = 24, seed: int = 0,
-                       list_file: str = 'videos.txt') -> str:
+                       list_file: str = 'videos.txt', rings: bool = False) -> str:
     """Write ``num_videos`` mp4 clips (class = direction of a moving square) and a
-    Kinetics-style list ``<file> <label>``; returns the list's path."""
+    Kinetics-style list ``<file> <label>``; returns the list's path.
+
+    With ``rings`` the object is small and either solid or hollow (a ring), and
+    the class is (shape, direction): label ``4 * hollow + direction``, see
+    :func:`motion_classes`. At low resolution a ring's hole blurs away, so
+    subnets that trade resolution lose the shape half of the label: the
+    demo's video table then shows a trade-off.
+    """
     rng = np.random.default_rng(seed)
     width, height = size
     os.makedirs(osp.join(out_dir, 'videos'), exist_ok=True)
     lines: List[str] = []
     steps: Dict[str, Sequence[int]] = dict(left=(-1, 0), right=(1, 0), up=(0, -1), down=(0, 1))
+    classes = motion_classes(rings)
     for i in range(num_videos):
-        label = i % len(MOTION_CLASSES)
-        dx, dy = steps[MOTION_CLASSES[label]]
-        side = int(rng.integers(min(size) // 5, min(size) // 3))
+        label = i % len(classes)
+        dx, dy = steps[MOTION_CLASSES[label % len(MOTION_CLASSES)]]
+        hollow = label >= len(MOTION_CLASSES)
+        # rings: small (a 9 px ring's 5 px hole survives the mp4 codec at 64x48
+        # and blurs when downscaled); else a large square
+        side = min(size) // 5 if rings else int(rng.integers(min(size) // 5, min(size) // 3))
         speed = max(1, (min(size) - side) // num_frames)
         x = int(rng.integers(0, width - side)) if dx == 0 else (width - side if dx < 0 else 0)
         y = int(rng.integers(0, height - side)) if dy == 0 else (height - side if dy < 0 else 0)
@@ -99,6 +111,8 @@ def make_motion_videos(out_dir: str, num_videos: int = 8, size: Tuple[int, int] 
             frame = np.empty((height, width, 3), np.uint8)
             frame[:] = bg
             frame[max(y, 0):y + side, max(x, 0):x + side] = (230, 230, 230)
+            if hollow:
+                frame[max(y + 2, 0):y + side - 2, max(x + 2, 0):x + side - 2] = bg
             writer.write(frame)
             x += dx * speed
             y += dy * speed
@@ -108,3 +122,11 @@ def make_motion_videos(out_dir: str, num_videos: int = 8, size: Tuple[int, int] 
     with open(path, 'w') as f:
         f.write('\n'.join(lines) + '\n')
     return path
+
+
+def motion_classes(rings: bool = False) -> Tuple[str, ...]:
+    """The class names of :func:`make_motion_videos` (``rings``: square and ring
+    per direction)."""
+    if not rings:
+        return MOTION_CLASSES
+    return tuple(f'{shape} {d}' for shape in ('square', 'ring') for d in MOTION_CLASSES)

@@ -2,7 +2,7 @@
 import copy
 import os
 import os.path as osp
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from mmengine.config import Config
 from mmengine.runner import Runner
@@ -37,7 +37,8 @@ def build_lookup_table(cfg: Config, checkpoint: str, subnets: List[Subnet],
                        metric: Optional[str] = None, latency=False,
                        num_batches: int = 10, repeats: int = 10,
                        flops_scope: str = 'model', allow_untrained: bool = False,
-                       threads: Optional[int] = None, onnx_dir: Optional[str] = None):
+                       threads: Optional[int] = None, onnx_dir: Optional[str] = None,
+                       on_row: Optional[Callable[[TableRow], None]] = None):
     """Evaluate ``subnets`` of ``checkpoint`` with the config's own test metric.
 
     Each subnet runs with BN statistics calibrated for it: taken from the
@@ -54,6 +55,9 @@ def build_lookup_table(cfg: Config, checkpoint: str, subnets: List[Subnet],
     family's exported part, one test input) and timed in ONNX Runtime on the
     CPU with ``threads`` intra-op threads; the files stay in ``onnx_dir``
     (default: ``<work_dir>/onnx``), named by the subnet's key.
+
+    ``on_row``: called with each row as soon as it is measured (the caller's
+    progress display; without it, mmengine's progress bar on stdout).
 
     Returns:
         (rows, metric name)
@@ -82,7 +86,11 @@ def build_lookup_table(cfg: Config, checkpoint: str, subnets: List[Subnet],
     runtime = _latency_runtime(latency)
     rows, name = [], metric
     host = host_of(runner.model)
-    bar = ProgressBar(len(subnets))
+    if on_row is None:
+        bar = ProgressBar(len(subnets))
+
+        def on_row(row):
+            bar.update()
     for subnet in subnets:
         hook.subnet = subnet
         metrics = runner.test()
@@ -99,7 +107,7 @@ def build_lookup_table(cfg: Config, checkpoint: str, subnets: List[Subnet],
                                       threads, repeats)
         rows.append(TableRow(subnet, flops, params, float(metrics[name]), ms,
                              trained=subnet.key not in untrained, latency_runtime=runtime))
-        bar.update()
+        on_row(rows[-1])
     return rows, name
 
 
