@@ -102,7 +102,10 @@ class RunSpec:
     def evaluated_configs(self) -> List[Tuple[float, int]]:
         if self.point is not None:
             return [tuple(self.point)]
-        return [(w, r) for w in EVAL_WIDTHS for r in RESOLUTIONS]
+        # only trained widths (the [0.9, 1.0] ablation: its two ends)
+        low, high = self.width_range
+        widths = sorted({w for w in EVAL_WIDTHS if low <= w <= high} | {low, high})
+        return [(w, r) for w in widths for r in RESOLUTIONS]
 
     def as_dict(self) -> Dict:
         d = asdict(self)

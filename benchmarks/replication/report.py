@@ -439,6 +439,6 @@ def format_markdown(summary: dict) -> str:
     out += ['## Runs', '', '| run | s/step | train s | eval s | finished | CPU |',
             '| --- | --- | --- | --- | --- | --- |']
     for name, r in sorted(summary['runs'].items()):
-        out.append(f'| {name} | {r["seconds_per_iter"]:.3f} | {r["train_seconds"]:.0f} | '
+        out.append(f'| {name} | {_num(r["seconds_per_iter"], ".3f")} | {r["train_seconds"]:.0f} | '
                    f'{r["eval_seconds"]:.0f} | {r["finished"]} | {r["cpu"] or r["device"]} |')
     return '\n'.join(out) + '\n'

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 from mmengine.config import Config
@@ -238,6 +238,20 @@ def _checkpoint_iteration(work_dir: str) -> int:
     return int(match[1]) if match else 0
 
 
+def _timed(work_dir: str, seconds: float, done: int) -> Tuple[float, int]:
+    """Training seconds and iterations summed over the invocations that trained
+    this run (kept in WORK_DIR/train_time.json), so that a run trained by one
+    process and evaluated by a later one keeps its timing."""
+    path = osp.join(work_dir, 'train_time.json')
+    if osp.exists(path):
+        with open(path) as f:
+            before = json.load(f)
+        seconds, done = seconds + before['seconds'], done + before['iterations']
+    with open(path, 'w') as f:
+        json.dump(dict(seconds=seconds, iterations=done), f)
+    return seconds, done
+
+
 def train(spec: RunSpec, s: Settings, log: Callable[[str], None]) -> dict:
     cfg = run_cfg(spec, s)
     init_default_scope('mmengine')
@@ -249,11 +263,11 @@ def train(spec: RunSpec, s: Settings, log: Callable[[str], None]) -> dict:
         log(f'[{spec.name}] resuming at iteration {start_iter}')
     start = time.perf_counter()
     runner.train()
-    seconds = time.perf_counter() - start
-    done = runner.iter - start_iter
+    seconds, done = _timed(cfg.work_dir, time.perf_counter() - start,
+                           runner.iter - start_iter)
     info = dict(iterations=runner.iter, resumed_from=start_iter,
                 train_seconds=round(seconds, 1),
-                seconds_per_iter=round(seconds / max(done, 1), 4),
+                seconds_per_iter=round(seconds / done, 4) if done else None,
                 final_losses=_member_losses(runner),
                 checkpoint=osp.join(cfg.work_dir, f'iter_{runner.iter}.pth'))
     del runner
@@ -319,7 +333,7 @@ def execute_unlocked(spec: RunSpec, s: Settings, log: Callable[[str], None] = pr
         check_data(s.data_root)
         info = train(spec, s, log)
         log(f'[{spec.name}] trained to iteration {info["iterations"]} '
-            f'({info["seconds_per_iter"]:.3f} s/iteration); evaluating')
+            f'({info["seconds_per_iter"]} s/iteration); evaluating')
         rows, eval_s = evaluate(spec, s, info['checkpoint'], spec.evaluated_configs(),
                                 s.calib_batches)
         result = dict(spec=spec.as_dict(), settings=s.__dict__, **info, rows=rows,
