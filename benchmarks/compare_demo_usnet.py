@@ -47,7 +47,8 @@ WIDTHS = (1.0, 0.75, 0.5, 0.25)
 
 
 def usnet_cfg(cfg):
-    """The US-Net twin of a MutualNet config: one (the full) view, widths only."""
+    """The US-Net twin of a MutualNet config: one (the full) view, widths only
+    (views made from the batch: none made; MultiResolution: its first view)."""
     cfg = copy.deepcopy(cfg)
     pipeline = cfg.train_dataloader.dataset.pipeline
     for t in pipeline:
@@ -57,6 +58,7 @@ def usnet_cfg(cfg):
                 t['frames'] = t['frames'][:1]
     for hook in cfg.custom_hooks:
         if hook['type'] == 'MutualLearningHook':
+            hook.pop('batch_views', None)
             hook['multi_resolution'] = False
     return cfg
 
@@ -203,7 +205,12 @@ def main(argv=None):
     os.chdir(args.workspace)  # the demo configs' data paths are relative
     make_demo_data(osp.join('data', 'mutual_demo'),
                    **(dict(images=(8, 4), videos=(8, 4)) if args.quick else {}))
+    # tasks run by other invocations (e.g. one process per task) are kept
+    summary_path = osp.join(args.out_dir, 'summary.json')
     summary = {}
+    if osp.exists(summary_path):
+        with open(summary_path) as f:
+            summary = json.load(f)
     for task in args.tasks:
         results = {m: run_one(task, m, args) for m in METHODS}
         summary[task] = dict(compare(results), plot=plot(
@@ -214,7 +221,7 @@ def main(argv=None):
             print(f'{task:<10} {pt["config"]:<16} {pt["mflops"]:>9.1f} MFLOPs  MutualNet '
                   f'{pt["mutualnet"]:.4f}  US-Net best within {pt["usnet"]}'
                   f' ({pt["usnet_config"]})')
-    with open(osp.join(args.out_dir, 'summary.json'), 'w') as f:
+    with open(summary_path, 'w') as f:
         json.dump(summary, f, indent=1)
     return summary
 

@@ -67,6 +67,10 @@ def test_a_stock_pipeline_trains_with_batch_views(tmp_path):
     assert len(calls) == 3  # one preprocessing per iteration, not one per member
     hook_obj = [h for h in runner.hooks if type(h).__name__ == 'MutualLearningHook'][0]
     assert hook_obj.trained_space().scales == list(SCALES)
+    # the deploy tools read the trained sizes from the hook's batch_views
+    from mutual_mm.deploy import trained_subnets
+    assert [(c.scale, c.frames) for c in trained_subnets(cfg, widths=[1.0])] == \
+        [(s, f) for s in SCALES for f in FRAMES]
 
 
 def test_image_classifier_trains_with_batch_views(tmp_path):

@@ -1,9 +1,10 @@
 # The video demo: the provided MutualNet Slow-8x8 config, shrunk to train on a
 # 2-core CPU in minutes (tools/make_demo_data.py makes the data: clips of a
-# square whose class is the direction it moves in). Only sizes, data and
-# schedule change: a 3D ResNet-18 with 16 base channels, 48 px crops at
-# {48, 38, 30} px x {8, 5, 3} frames (the 224/178/142 x 8/5/3 ratios), and a
-# wider width range than [0.63, 1.0] so the table spans a large FLOPs range.
+# small square or ring; class: its shape and the direction it moves in). Only
+# sizes, data and schedule change: a 3D ResNet-18 with 16 base channels, 48 px
+# crops at {48, 38, 30} px x {8, 5, 3} frames (the 224/178/142 x 8/5/3 ratios),
+# and a wider width range than [0.63, 1.0] so the table spans a large FLOPs
+# range.
 _base_ = '../kinetics/slowonly_slim-r50_mutualnet-8x8x1-256e_kinetics400-rgb.py'
 
 data_root = 'data/mutual_demo/motion/'

@@ -23,7 +23,8 @@ def trained_subnets(cfg: Config, widths: Optional[List[float]] = None,
                     scales: Optional[list] = None,
                     frames: Optional[List[int]] = None) -> List[Subnet]:
     """The subnets to calibrate: given ones, else what the config trained (the
-    MutualLearningHook's width grid x the MultiResolution scales x frames).
+    MutualLearningHook's width grid x the MultiResolution scales x frames, or
+    the hook's ``batch_views`` scales x frames).
 
     A backbone that makes its own input views (SlowFast, no MultiResolution)
     trained views of its input: the scales and frames are then those views in
@@ -31,6 +32,8 @@ def trained_subnets(cfg: Config, widths: Optional[List[float]] = None,
     hook = next((h for h in cfg.get('custom_hooks', [])
                  if h.get('type') in ('MutualLearningHook', MutualLearningHook)), None)
     views = multi_resolution_cfg(cfg.train_dataloader.dataset)
+    if views is None and hook is not None and hook.get('batch_views'):
+        views = hook['batch_views']  # the same keys: scales, frames
     if widths is None:
         if hook is None:
             raise ValueError('give --widths: the config has no MutualLearningHook to '
