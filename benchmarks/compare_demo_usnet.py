@@ -63,7 +63,7 @@ def usnet_cfg(cfg):
     return cfg
 
 
-def task_cfg(task: str, method: str, work_dir: str, iters):
+def task_cfg(task: str, method: str, work_dir: str, iters, seed: int = 0):
     from mutual_mm.utils import load_config
     cfg = load_config(osp.join(ROOT, TASKS[task]['config']))
     if iters:
@@ -75,7 +75,7 @@ def task_cfg(task: str, method: str, work_dir: str, iters):
     cfg.default_hooks.checkpoint.interval = min(cfg.default_hooks.checkpoint.interval, 100)
     cfg.default_hooks.checkpoint.max_keep_ckpts = 1
     cfg.default_hooks.checkpoint.save_last = True
-    cfg.randomness = dict(seed=0)
+    cfg.randomness = dict(seed=seed)
     return usnet_cfg(cfg) if method == 'usnet' else cfg
 
 
@@ -84,12 +84,14 @@ def run_one(task: str, method: str, args) -> dict:
     from mmengine.runner import Runner
     from mutual_mm.deploy import (build_lookup_table, calibrate_checkpoint,
                                   trained_subnets)
-    out = osp.join(args.out_dir, f'{task}_{method}.json')
+    suffix = f'_s{args.seed}' if args.seed else ''  # seed 0: the original names
+    out = osp.join(args.out_dir, f'{task}_{method}{suffix}.json')
     if osp.exists(out):
         with open(out) as f:
             return json.load(f)
-    work_dir = osp.abspath(osp.join(args.workspace, 'work_dirs', 'demo_usnet', task, method))
-    cfg = task_cfg(task, method, work_dir, args.iters)
+    work_dir = osp.abspath(osp.join(args.workspace, 'work_dirs', 'demo_usnet', task,
+                                    method + suffix))
+    cfg = task_cfg(task, method, work_dir, args.iters, args.seed)
     cfg.resume = osp.exists(osp.join(work_dir, 'last_checkpoint'))
     t0 = time.time()
     runner = Runner.from_cfg(copy.deepcopy(cfg))
@@ -100,7 +102,7 @@ def run_one(task: str, method: str, args) -> dict:
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         checkpoint = f.read().strip()
     # the same grid for both: US-Net is evaluated at MutualNet's resolutions too
-    reference = task_cfg(task, 'mutualnet', work_dir, args.iters)
+    reference = task_cfg(task, 'mutualnet', work_dir, args.iters, args.seed)
     configs = trained_subnets(reference, widths=list(WIDTHS))
     calibrated = osp.join(work_dir, 'calibrated.pth')
     t0 = time.time()
@@ -111,7 +113,8 @@ def run_one(task: str, method: str, args) -> dict:
     rows, metric = build_lookup_table(cfg, calibrated, configs, TASKS[task]['metric'],
                                       flops_scope=TASKS[task]['flops_scope'],
                                       allow_untrained=untrained_ok)
-    result = dict(task=task, method=method, iterations=iters, train_seconds=round(train_s),
+    result = dict(task=task, method=method, seed=args.seed, iterations=iters,
+                  train_seconds=round(train_s),
                   eval_seconds=round(time.time() - t0), metric=metric,
                   rows=[r.as_dict() for r in rows])
     os.makedirs(args.out_dir, exist_ok=True)
@@ -148,7 +151,7 @@ def _key(row):
     return f'{row["width"]:g}x-{s}' + (f'-f{row["frames"]}' if row.get('frames') else '')
 
 
-def plot(task: str, results: dict, path: str) -> str:
+def plot(task: str, results: dict, path: str, seed: int = 0) -> str:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -173,7 +176,7 @@ def plot(task: str, results: dict, path: str) -> str:
     ax.set_ylabel(metric)
     iters = next(iter(results.values()))['iterations']
     ax.set_title(f'demo {task}: MutualNet vs US-Net, same config, {iters} iterations, '
-                 'seed 0', fontsize=9)
+                 f'seed {seed}', fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc='lower right')
     fig.tight_layout()
@@ -190,6 +193,8 @@ def main(argv=None):
     p.add_argument('--out-dir', default=osp.join(ROOT, 'docs', 'demo_usnet'))
     p.add_argument('--iters', type=int, default=0, help='override the demo schedule')
     p.add_argument('--calib-batches', type=int, default=8)
+    p.add_argument('--seed', type=int, default=0,
+                   help='training seed (results of seed s > 0 are suffixed _s{s})')
     p.add_argument('--quick', action='store_true', help='tiny data, 2 iterations (tests)')
     p.add_argument('--threads', type=int, default=0, help='torch threads (0: default)')
     args = p.parse_args(argv)
@@ -205,24 +210,29 @@ def main(argv=None):
     os.chdir(args.workspace)  # the demo configs' data paths are relative
     make_demo_data(osp.join('data', 'mutual_demo'),
                    **(dict(images=(8, 4), videos=(8, 4)) if args.quick else {}))
-    # tasks run by other invocations (e.g. one process per task) are kept
-    summary_path = osp.join(args.out_dir, 'summary.json')
     summary = {}
-    if osp.exists(summary_path):
-        with open(summary_path) as f:
-            summary = json.load(f)
+    suffix = f'_s{args.seed}' if args.seed else ''
     for task in args.tasks:
         results = {m: run_one(task, m, args) for m in METHODS}
-        summary[task] = dict(compare(results), plot=plot(
-            task, results, osp.join(args.out_dir, f'{task}.png')),
-            iterations=results['mutualnet']['iterations'],
+        summary[task + suffix] = dict(compare(results), plot=plot(
+            task, results, osp.join(args.out_dir, f'{task}{suffix}.png'), args.seed),
+            seed=args.seed, iterations=results['mutualnet']['iterations'],
+            full={m: max(r['rows'], key=lambda x: x['flops'])['metric']
+                  for m, r in results.items()},
             train_seconds={m: r['train_seconds'] for m, r in results.items()})
-        for pt in summary[task]['points']:
+        for pt in summary[task + suffix]['points']:
             print(f'{task:<10} {pt["config"]:<16} {pt["mflops"]:>9.1f} MFLOPs  MutualNet '
                   f'{pt["mutualnet"]:.4f}  US-Net best within {pt["usnet"]}'
                   f' ({pt["usnet_config"]})')
+    # entries of other invocations (e.g. one process per task or seed) are kept
+    summary_path = osp.join(args.out_dir, 'summary.json')
+    merged = {}
+    if osp.exists(summary_path):
+        with open(summary_path) as f:
+            merged = json.load(f)
+    merged.update(summary)
     with open(summary_path, 'w') as f:
-        json.dump(summary, f, indent=1)
+        json.dump(merged, f, indent=1)
     return summary
 
 
