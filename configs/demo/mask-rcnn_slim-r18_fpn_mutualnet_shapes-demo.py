@@ -60,7 +60,7 @@ test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'val/annotations.json')
 test_evaluator = val_evaluator
 
-max_iters = 700
+max_iters = 800
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters,
                  val_interval=max_iters)
 optim_wrapper = dict(optimizer=dict(lr=0.02), clip_grad=dict(max_norm=10))
