@@ -452,18 +452,25 @@ def compare(args, steps: Steps, cohort) -> dict:
         member_step_ms_median=step_ms,
         target=dict(hooked_over_members=TARGET_HOOKED_OVER_MEMBERS,
                     met=ratios['hooked_over_members'] <= TARGET_HOOKED_OVER_MEMBERS),
-        batch_views=dict(
-            source='MutualLearningHook(batch_views=dict(scales, frames)): the stock '
-                   'pipeline (Resize to S x S, all T frames), BatchViews.make in the step',
-            stock_batch_equals_pipeline_view0=steps.stock_equals_view0,
-            views_made_per_step=sum(m.view != 0 for m in cohort),
-            view_making_ms_median=med['view_making'] * 1e3,
-            view_making_share=paired['view_making_share'],
-            target=dict(view_making_share=TARGET_VIEW_MAKING_SHARE,
-                        met=ratios['view_making_share'] <= TARGET_VIEW_MAKING_SHARE),
-            timing_note='device synchronised before and after each make; '
-                        'share = make seconds / batch_views step seconds, per repeat'),
+        batch_views=batch_views_record(
+            'MutualLearningHook(batch_views=dict(scales, frames)): the stock pipeline '
+            '(Resize to S x S, all T frames), BatchViews.make in the step',
+            steps, cohort, med, paired, ratios),
         losses_finite=steps.losses_finite(), **watch.as_dict())
+
+
+def batch_views_record(source: str, steps, cohort, med, paired, ratios) -> dict:
+    """The batch-views part of a result: the views made per step and their share."""
+    return dict(
+        source=source,
+        stock_batch_equals_pipeline_view0=steps.stock_equals_view0,
+        views_made_per_step=sum(m.view != 0 for m in cohort),
+        view_making_ms_median=med['view_making'] * 1e3,
+        view_making_share=paired['view_making_share'],
+        target=dict(view_making_share=TARGET_VIEW_MAKING_SHARE,
+                    met=ratios['view_making_share'] <= TARGET_VIEW_MAKING_SHARE),
+        timing_note='device synchronised before and after each make; '
+                    'share = make seconds / batch_views step seconds, per repeat')
 
 
 def print_comparison(r: dict) -> None:
@@ -534,18 +541,11 @@ def compare_batch_views(args, steps: Steps, cohort) -> dict:
         paired_ratios={k: r['per_round'] for k, r in paired.items()}, ratios=ratios,
         ratios_iqr={k: [r['q1'], r['q3']] for k, r in paired.items()},
         ratio_of_medians={k: r['of_medians'] for k, r in paired.items()},
-        batch_views=dict(
-            source='MutualLearningHook(batch_views=dict(scales)): the stock pipeline '
-                   '(Resize keep_ratio to the full view), BatchViews.make in the step '
-                   '(DetectorHost.batch_view: images, boxes, bitmap masks)',
-            stock_batch_equals_pipeline_view0=steps.stock_equals_view0,
-            views_made_per_step=sum(m.view != 0 for m in cohort),
-            view_making_ms_median=med['view_making'] * 1e3,
-            view_making_share=paired['view_making_share'],
-            target=dict(view_making_share=TARGET_VIEW_MAKING_SHARE,
-                        met=ratios['view_making_share'] <= TARGET_VIEW_MAKING_SHARE),
-            timing_note='device synchronised before and after each make; '
-                        'share = make seconds / batch_views step seconds, per repeat'),
+        batch_views=batch_views_record(
+            'MutualLearningHook(batch_views=dict(scales)): the stock pipeline (Resize '
+            'keep_ratio to the full view), BatchViews.make in the step '
+            '(DetectorHost.batch_view: images, boxes, bitmap masks)',
+            steps, cohort, med, paired, ratios),
         losses_finite=steps.losses_finite(), **watch.as_dict())
 
 

@@ -2,6 +2,7 @@
 import copy
 import os
 import os.path as osp
+import sys
 from typing import Callable, List, Optional
 
 from mmengine.config import Config
@@ -87,7 +88,7 @@ def build_lookup_table(cfg: Config, checkpoint: str, subnets: List[Subnet],
     rows, name = [], metric
     host = host_of(runner.model)
     if on_row is None:
-        bar = ProgressBar(len(subnets))
+        bar = ProgressBar(len(subnets), file=sys.stdout)  # the current one (redirectable)
 
         def on_row(row):
             bar.update()

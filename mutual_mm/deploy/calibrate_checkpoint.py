@@ -1,5 +1,6 @@
 """Calibrate a checkpoint for a list of subnets (tools/calibrate_bn.py)."""
 import copy
+import sys
 from typing import Iterable, List, Optional
 
 import torch
@@ -117,7 +118,8 @@ def calibrate_subnets(model, dataloader, subnets: Iterable[Subnet],
     subnets = list(subnets)
     saved = {k: v.clone() for k, v in model.state_dict().items()
              if 'running_' in k or 'num_batches_tracked' in k}
-    bar = ProgressBar(len(subnets)) if progress else None
+    # sys.stdout as it is now: a caller that redirects it gets the bar too
+    bar = ProgressBar(len(subnets), file=sys.stdout) if progress else None
     result = {}
     try:
         for subnet in subnets:
