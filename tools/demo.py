@@ -3,7 +3,8 @@
     bash tools/demo.sh [--workspace DIR] [--tasks detection video] [--quick]
 
 1. generates a small COCO-format detection set (shapes with masks) and a small
-   Kinetics-format video set (.mp4 clips whose class is a motion direction);
+   Kinetics-format video set (.mp4 clips of a small square or ring; class:
+   its shape and the direction it moves in);
 2. trains a MutualNet Mask R-CNN with ``mim train mmdet`` on the demo config
    (configs/demo/, inheriting the provided COCO config), as a user would;
 3. calibrates BN for a grid of (width, resolution) subnets, evaluates

@@ -7,8 +7,8 @@
 Writes OUT/shapes/{train,val}/annotations.json (COCO instance segmentation:
 rectangles, ellipses and triangles with polygon masks on noisy backgrounds) and
 OUT/motion/{train,val}/videos.txt (Kinetics video list of .mp4 clips whose class
-is a small square's or ring's shape and the direction it moves in). Re-running with the same arguments keeps
-existing files.
+is a small square's or ring's shape and the direction it moves in). Re-running
+with the same arguments keeps existing files.
 """
 import argparse
 import json
