@@ -8,7 +8,9 @@ iterations, in both modes from the same seed, then:
 * video: BN-calibrates and evaluates three subnets (w1 48 px x 8 frames,
   w0.5 38 x 5, w0.25 30 x 3) with ``build_lookup_table``;
 * detection: reads the end-of-training validation (bbox mAP of the full
-  network, mmdet's own val at the last iteration, running BN statistics).
+  network, mmdet's own val at the last iteration, running BN statistics), then
+  BN-calibrates and evaluates three subnets (w1 128x96, w0.5 128x58,
+  w0.25 128x38) the same way.
 
     .venv/bin/python benchmarks/ab_batch_views_demo.py --tasks video --seeds 0 1
     .venv/bin/python benchmarks/ab_batch_views_demo.py --tasks detection --iters 500
@@ -32,7 +34,9 @@ for path in (ROOT, osp.join(ROOT, 'tools')):
 CONFIGS = dict(
     detection='configs/demo/mask-rcnn_slim-r18_fpn_mutualnet_shapes-demo.py',
     video='configs/demo/slowonly_slim-r18_mutualnet_motion-demo.py')
-VIDEO_SUBNETS = ((1.0, 48, 8), (0.5, 38, 5), (0.25, 30, 3))
+SUBNETS = dict(video=((1.0, 48, 8), (0.5, 38, 5), (0.25, 30, 3)),
+               detection=((1.0, (128, 96)), (0.5, (128, 58)), (0.25, (128, 38))))
+METRICS = dict(video='acc/top1', detection='coco/bbox_mAP')
 
 
 def mode_cfg(task: str, mode: str, cfg):
@@ -78,11 +82,10 @@ def run(task: str, mode: str, seed: int, iters: int, work_root: str) -> dict:
     if task == 'detection':
         record['full_bbox_mAP_end_of_training_val'] = float(
             runner.message_hub.get_scalar('val/coco/bbox_mAP').current())
-    else:
-        rows, _ = build_lookup_table(cfg, osp.join(cfg.work_dir, f'iter_{iters}.pth'),
-                                     [Subnet(*s) for s in VIDEO_SUBNETS], 'acc/top1',
-                                     num_batches=8)
-        record.update({r.subnet.key: r.metric for r in rows})
+    rows, _ = build_lookup_table(cfg, osp.join(cfg.work_dir, f'iter_{iters}.pth'),
+                                 [Subnet(*s) for s in SUBNETS[task]], METRICS[task],
+                                 num_batches=8)
+    record.update({r.subnet.key: r.metric for r in rows})
     return record
 
 

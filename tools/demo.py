@@ -31,6 +31,9 @@ import time
 import warnings
 
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
+# calibration and the table each build a Runner in this process; mmengine warns
+# when the second one asks for its (already made) visualizer again: harmless
+warnings.filterwarnings('ignore', message='.*instance named of visualizer has been created')
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(ROOT, 'tools'))

@@ -60,10 +60,14 @@ test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'val/annotations.json')
 test_evaluator = val_evaluator
 
-max_iters = 800
+max_iters = 600
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters,
                  val_interval=max_iters)
-optim_wrapper = dict(optimizer=dict(lr=0.02), clip_grad=dict(max_norm=10))
+# AdamW instead of the stock SGD: trained from scratch (no ImageNet weights offline),
+# SGD (lr 0.02) took off only around iteration 800, at a seed- and thread-dependent
+# point (bbox mAP 0.50-0.80 there); AdamW reached 0.66-0.69 by iteration 400 (2 seeds)
+optim_wrapper = dict(optimizer=dict(_delete_=True, type='AdamW', lr=1e-3, weight_decay=1e-4),
+                     clip_grad=dict(max_norm=10))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
     dict(type='CosineAnnealingLR', by_epoch=False, begin=50, end=max_iters, eta_min=1e-4),
