@@ -117,6 +117,19 @@ def test_batch_views_refusals(tmp_path, case, match):
         Runner.from_cfg(cfg).train()
 
 
+def test_a_first_view_the_pipeline_does_not_deliver_is_refused(tmp_path):
+    # the stock pipeline delivers 48 px x 4 frames; the hook is told 40 px comes first
+    hook = dict(type='MutualLearningHook', width_range=(0.5, 1.0), num_random=1,
+                batch_views=dict(scales=[40, 32], frames=list(FRAMES)))
+    cfg = _stock_pipeline(rec_train_cfg(tmp_path / 'w', tmp_path / 'd', SCALES, FRAMES,
+                                        hook=hook, max_iters=2))
+    with pytest.raises(ValueError, match=(
+            r"the first view \(scale 40, frames 4\) is the full network's and must be "
+            r'what the train pipeline delivers, but the loaded batch has inputs '
+            r'\(1, 3, 4, 48, 48\) where that view has inputs \(1, 3, 4, 40, 40\)')):
+        Runner.from_cfg(cfg).train()
+
+
 def test_tsn_views_take_segments():
     """2D recognizers fold segments into the batch: a view's frames are segments."""
     from mutual_mm.hosts import Recognizer2DHost

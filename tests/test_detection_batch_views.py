@@ -5,6 +5,7 @@ an already resized image (pixels and bitmap masks, measured below); the RPN and
 mask targets built from them follow."""
 import copy
 import math
+import re
 
 import numpy as np
 import pytest
@@ -217,3 +218,15 @@ def test_frames_for_a_detector_are_refused(det):
         host_of(model).batch_view(full, DET_SCALES[1], 2)
     with pytest.raises(ValueError, match=r'images have no frames.*got \[4, 2\]'):
         BatchViews.of(host_of(model), datasets['bitmap'][0], scales=DET_SCALES, frames=[4, 2])
+
+
+def test_a_first_view_the_pipeline_does_not_deliver_is_refused(det):
+    model, datasets = det
+    full, _, _ = _views(model, datasets['bitmap'])  # loaded at DET_SCALES[0]
+    first_not_loaded = BatchViews(host_of(model), DET_SCALES[1:])
+    with pytest.raises(ValueError, match=(
+            rf'first view \(scale {re.escape(str(DET_SCALES[1]))}\).*but the loaded '
+            r'batch has inputs .*img_shape .* where that view has')):
+        first_not_loaded.make(full, 0)
+    # the right first view passes, on a batch of landscape and portrait images
+    assert BatchViews(host_of(model), DET_SCALES).make(full, 0) is full

@@ -142,6 +142,11 @@ class HostAdapter:
         if type(self).batch_view is HostAdapter.batch_view:
             self.batch_view(None, None, None)
 
+    def batch_sizes(self, batch: dict) -> str:
+        """The sizes a view sets in a preprocessed batch, as text to compare
+        and show: the input shape per sample."""
+        return f'inputs {tuple(batch["inputs"].shape[1:])}'
+
     def batch_view(self, batch: dict, scale, frames: Optional[int]) -> dict:
         """A preprocessed training batch at view (``scale``, ``frames``), made on
         its device from the full-size batch: what the pipeline would have

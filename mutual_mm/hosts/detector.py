@@ -36,6 +36,11 @@ class DetectorHost(HostAdapter):
                 f'{type(preprocessor).__name__}: put MultiResolution in the train '
                 'pipeline instead')
 
+    def batch_sizes(self, batch: dict) -> str:
+        """The padded input shape and the images' unpadded ``img_shape``s."""
+        img_shapes = sorted({tuple(s.img_shape) for s in batch['data_samples']})
+        return f'{super().batch_sizes(batch)}, img_shape {", ".join(map(str, img_shapes))}'
+
     def batch_view(self, batch: dict, scale, frames):
         """What ``Resize(scale, keep_ratio=True)`` of the original images, then
         the stock packing and preprocessing, would have delivered: see

@@ -93,6 +93,7 @@ class BatchViews(PipelineViews):
     def __init__(self, host, scales: Sequence, frames: Optional[Sequence[int]] = None):
         self.host = host
         self.views = checked_views(scales, frames, who='MutualLearningHook batch_views')
+        self._first_view_checked = False
 
     @classmethod
     def of(cls, host, dataset, scales: Sequence, frames=None) -> 'BatchViews':
@@ -108,8 +109,27 @@ class BatchViews(PipelineViews):
     def make(self, batch: dict, index: int) -> dict:
         """The preprocessed ``batch`` at view ``index`` (the full view: as it is)."""
         if index == 0:
+            if not self._first_view_checked:
+                self._check_first_view(batch)
             return batch
         return self.host.batch_view(batch, *self.views[index])
+
+    def _check_first_view(self, batch: dict) -> None:
+        """The full network's view is the loaded batch itself, so it must be the
+        first view: else every other view is still right (each is made from the
+        original size) but the sizes recorded as trained, thus calibrated and
+        tabulated, would be wrong. Checked once, on the first batch: the family
+        makes the first view from the batch, which must change no size."""
+        made = self.host.batch_view(batch, *self.views[0])
+        loaded, first = self.host.batch_sizes(batch), self.host.batch_sizes(made)
+        if loaded != first:
+            raise ValueError(
+                f'MutualLearningHook batch_views: the first view ({self.describe(0)}) '
+                "is the full network's and must be what the train pipeline delivers, "
+                f'but the loaded batch has {loaded} where that view has {first}; '
+                "make the pipeline's Resize (SampleFrames) deliver it, or list the "
+                "pipeline's size first in batch_views")
+        self._first_view_checked = True
 
 
 def resize_last_two(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
