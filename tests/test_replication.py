@@ -231,28 +231,32 @@ def test_demo_comparison_trains_both_and_plots_their_frontiers(tmp_path, monkeyp
     assert (out / 'video.png').exists() and (out / 'summary.json').exists()
 
 
-# ------------------------------------------- demo detector: AdamW vs the provided SGD
-def test_demo_recipe_sgd_puts_back_the_provided_optimizer_and_nothing_else():
-    import benchmarks.demo_detection_recipe as recipe
+# ------------------------------------------- demo configs: AdamW vs the provided SGD
+@pytest.mark.parametrize('task', ['detection', 'video'])
+def test_demo_recipe_sgd_puts_back_the_provided_optimizer_and_nothing_else(task):
+    import benchmarks.demo_recipe as recipe
     from mutual_mm.utils import load_config
-    adamw = recipe.recipe_cfg('adamw', 3, 0, 200, '/tmp/w')
-    sgd = recipe.recipe_cfg('sgd', 3, 0, 200, '/tmp/w')
-    provided = load_config(osp.join(ROOT, recipe.PROVIDED)).optim_wrapper.optimizer
+    spec = recipe.TASKS[task]
+    adamw = recipe.recipe_cfg(task, 'adamw', 3, 0, 200, '/tmp/w')
+    sgd = recipe.recipe_cfg(task, 'sgd', 3, 0, 200, '/tmp/w')
+    provided = load_config(osp.join(ROOT, spec['provided'])).optim_wrapper.optimizer
+    demo = load_config(osp.join(ROOT, spec['config']))
+    assert adamw.optim_wrapper.optimizer == demo.optim_wrapper.optimizer
     assert adamw.optim_wrapper.optimizer['type'] == 'AdamW'
-    assert sgd.optim_wrapper.optimizer == provided and provided['type'] == 'SGD'
+    expected = dict(provided, lr=spec['sgd_lr'] or provided['lr'])
+    assert sgd.optim_wrapper.optimizer == expected and expected['type'] == 'SGD'
     assert sgd.randomness == dict(seed=3) and sgd.train_cfg.val_interval == 200
     # the demo's schedule, clipping and everything else are the same
-    demo = load_config(osp.join(ROOT, recipe.CONFIG))
     assert adamw.train_cfg.max_iters == demo.train_cfg.max_iters
     for cfg in (adamw, sgd):
         cfg.optim_wrapper.optimizer = None
     assert adamw.to_dict() == sgd.to_dict()
     with pytest.raises(ValueError, match="unknown recipe 'adam'; valid: adamw, sgd"):
-        recipe.recipe_cfg('adam', 0, 0, 200, '/tmp/w')
+        recipe.recipe_cfg(task, 'adam', 0, 0, 200, '/tmp/w')
 
 
 def test_demo_recipe_shortened_schedule_ends_its_cosine_at_the_last_iteration():
-    import benchmarks.demo_detection_recipe as recipe
-    cfg = recipe.recipe_cfg('sgd', 0, 300, 100, '/tmp/w')
+    import benchmarks.demo_recipe as recipe
+    cfg = recipe.recipe_cfg('detection', 'sgd', 0, 300, 100, '/tmp/w')
     assert cfg.train_cfg.max_iters == 300 == cfg.param_scheduler[-1]['end']
     assert cfg.default_hooks.checkpoint.interval == 300

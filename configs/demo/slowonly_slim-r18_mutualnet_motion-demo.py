@@ -49,7 +49,11 @@ test_cfg = dict(type='TestLoop')
 max_iters = 500
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters,
                  val_interval=max_iters)
-optim_wrapper = dict(optimizer=dict(lr=0.1, weight_decay=1e-4), clip_grad=dict(max_norm=10))
+# AdamW instead of SGD (lr 0.1): from scratch, SGD learned the ring's shape by
+# iteration 500 with seed 0 (top-1 0.98) but not with seed 1 (0.61, the direction
+# only); AdamW reached 0.95 and 0.98 (benchmarks/demo_recipe.py)
+optim_wrapper = dict(optimizer=dict(_delete_=True, type='AdamW', lr=1e-3, weight_decay=1e-4),
+                     clip_grad=dict(max_norm=10))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.05, by_epoch=False, begin=0, end=20),
     dict(type='CosineAnnealingLR', by_epoch=False, begin=20, end=max_iters, eta_min=1e-4),
