@@ -64,9 +64,9 @@ max_iters = 600
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters,
                  val_interval=max_iters)
 # AdamW instead of the provided SGD (lr 0.02): trained from scratch (no ImageNet
-# weights offline), SGD took off only around iteration 800, at a seed- and
-# thread-dependent point (bbox mAP 0.50-0.80 there); AdamW reaches 0.8 by 600
-# (benchmarks/demo_recipe.py)
+# weights offline), SGD reached bbox mAP 0.54 / 0.41 by iteration 600 (seeds 0 / 1),
+# AdamW 0.83 / 0.81 (one thread; benchmarks/demo_recipe.py and
+# ab_batch_views_demo.py, results in benchmarks/results/)
 optim_wrapper = dict(optimizer=dict(_delete_=True, type='AdamW', lr=1e-3, weight_decay=1e-4),
                      clip_grad=dict(max_norm=10))
 param_scheduler = [
