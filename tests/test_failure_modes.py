@@ -3,6 +3,7 @@ keep the work done so far (issue: failure modes)."""
 import glob
 import os
 import os.path as osp
+import re
 
 import pytest
 import torch
@@ -33,7 +34,10 @@ def demo_video_cfg(tmp_path, **overrides):
 
 def test_a_diverging_run_stops_at_the_first_non_finite_loss(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    # SGD: its step grows with the gradient, so the loss itself blows up (AdamW's
+    # step is bounded by lr: BN statistics overflow first, the next test's case)
     cfg = demo_video_cfg(tmp_path, **{
+        'optim_wrapper.optimizer.type': 'SGD', 'optim_wrapper.optimizer.momentum': 0.9,
         'optim_wrapper.optimizer.lr': 1e6, 'optim_wrapper.clip_grad': None,
         'param_scheduler': [], 'train_cfg.max_iters': 6, 'train_cfg.val_interval': 6,
         'default_hooks.checkpoint.interval': 1})
@@ -54,6 +58,33 @@ def test_a_diverging_run_stops_at_the_first_non_finite_loss(tmp_path, monkeypatc
                    if v.is_floating_point()), path
     model = runner.model
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_a_diverging_adamw_run_is_stopped_before_a_non_finite_checkpoint(tmp_path,
+                                                                          monkeypatch):
+    # the demo's AdamW at lr 1e6: the loss stays finite while BN running variances
+    # overflow; the run stops before mmengine's CheckpointHook deletes the kept
+    # checkpoint (max_keep_ckpts=1 in the demo config) to write a non-finite one
+    monkeypatch.chdir(tmp_path)
+    cfg = demo_video_cfg(tmp_path, **{
+        'optim_wrapper.optimizer.lr': 1e6, 'optim_wrapper.clip_grad': None,
+        'param_scheduler': [], 'train_cfg.max_iters': 6, 'train_cfg.val_interval': 6,
+        'default_hooks.checkpoint.interval': 1})
+    assert cfg.optim_wrapper.optimizer.type == 'AdamW'
+    assert cfg.default_hooks.checkpoint.max_keep_ckpts == 1
+    with pytest.raises(FloatingPointError, match=(
+            r'the model is not finite after iteration (\d+): \d+ of \d+ tensors '
+            r'\(backbone\..*running_var.*stopped before any checkpoint was replaced')) as info:
+        Runner.from_cfg(cfg).train()
+    stopped_at = int(re.search(r'iteration (\d+)', str(info.value))[1])
+    assert stopped_at > 1
+    # the last finite iteration's checkpoint is kept (mmengine keeps one here)
+    checkpoints = glob.glob(str(tmp_path / 'work' / 'iter_*.pth'))
+    assert [osp.basename(p) for p in checkpoints] == [f'iter_{stopped_at - 1}.pth']
+    for path in checkpoints:
+        state = torch.load(path, map_location='cpu', weights_only=False)['state_dict']
+        assert all(torch.isfinite(v).all() for v in state.values()
+                   if v.is_floating_point()), path
 
 
 def test_a_checkpoint_with_non_finite_weights_is_refused_before_it_is_written():

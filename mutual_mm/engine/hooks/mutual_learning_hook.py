@@ -191,6 +191,25 @@ class MutualLearningHook(Hook):
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         self._iteration = runner.iter + 1  # as the logs count iterations
 
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+                         outputs=None) -> None:
+        # The loss check keeps non-finite losses out of the weights, but a step
+        # can still overflow a BN running variance (AdamW at a huge lr) with a
+        # finite loss. Stop here, before mmengine's CheckpointHook (lower
+        # priority, runs after this hook) deletes the oldest kept checkpoint to
+        # make room for the new one: every kept checkpoint stays intact.
+        model = unwrap_model(runner.model)
+        named = [(n, t) for n, t in (*model.named_parameters(), *model.named_buffers())
+                 if t.is_floating_point()]
+        if named and not bool(torch.stack([torch.isfinite(t).all() for _, t in named]).all()):
+            bad = [n for n, t in named if not bool(torch.isfinite(t).all())]
+            raise FloatingPointError(
+                f'MutualLearningHook: the model is not finite after iteration '
+                f'{runner.iter + 1}: {len(bad)} of {len(named)} tensors '
+                f'({", ".join(bad[:5])}{", ..." if len(bad) > 5 else ""}); training '
+                'stopped before any checkpoint was replaced (the kept ones are finite). '
+                'Lower the learning rate or clip gradients (optim_wrapper.clip_grad)')
+
     def _train_step_of(self, wrapper):
 
         def train_step(data, optim_wrapper):
