@@ -1,6 +1,6 @@
 """MutualLearningHook: turns a stock training run into MutualNet training."""
 import random
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import torch
 from mmengine.hooks import Hook
@@ -202,11 +202,10 @@ class MutualLearningHook(Hook):
         named = [(n, t) for n, t in (*model.named_parameters(), *model.named_buffers())
                  if t.is_floating_point()]
         if named and not bool(torch.stack([torch.isfinite(t).all() for _, t in named]).all()):
-            bad = [n for n, t in named if not bool(torch.isfinite(t).all())]
+            count, names = non_finite(named)
             raise FloatingPointError(
                 f'MutualLearningHook: the model is not finite after iteration '
-                f'{runner.iter + 1}: {len(bad)} of {len(named)} tensors '
-                f'({", ".join(bad[:5])}{", ..." if len(bad) > 5 else ""}); training '
+                f'{runner.iter + 1}: {count} of {len(named)} tensors ({names}); training '
                 'stopped before any checkpoint was replaced (the kept ones are finite). '
                 'Lower the learning rate or clip gradients (optim_wrapper.clip_grad)')
 
@@ -265,16 +264,16 @@ class MutualLearningHook(Hook):
 
     # ---------------------------------------------------- checkpoint / resume
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        bad = [k for k, v in checkpoint.get('state_dict', {}).items()
-               if torch.is_tensor(v) and v.is_floating_point()
-               and not bool(torch.isfinite(v).all())]
-        if bad:
+        state = checkpoint.get('state_dict', {})
+        floating = [(k, v) for k, v in state.items()
+                    if torch.is_tensor(v) and v.is_floating_point()]
+        count, names = non_finite(floating)
+        if count:
             # raised before mmengine writes the file (latest or best): a
             # diverged model never replaces a good checkpoint
             raise FloatingPointError(
                 f'MutualLearningHook: refusing to save a checkpoint at iteration '
-                f'{runner.iter}: {len(bad)} of {len(checkpoint["state_dict"])} tensors are '
-                f'not finite ({", ".join(bad[:5])}{", ..." if len(bad) > 5 else ""})')
+                f'{runner.iter}: {count} of {len(state)} tensors are not finite ({names})')
         # a checkpoint written during validation (the best one) carries the
         # training's streams as they were before the validation started
         states = self._states_before_val or capture_random_states()
@@ -300,3 +299,11 @@ class MutualLearningHook(Hook):
             # replays the data loader up to the checkpoint's iteration, and the
             # replayed augmentations draw from the same generators.
             self._pending_random_states = state.get('random_states')
+
+
+
+def non_finite(named_tensors) -> Tuple[int, str]:
+    """How many of ``named_tensors`` hold a NaN or an infinity, and their first
+    five names (', ...' after them if there are more)."""
+    bad = [n for n, t in named_tensors if not bool(torch.isfinite(t).all())]
+    return len(bad), ', '.join(bad[:5]) + (', ...' if len(bad) > 5 else '')
