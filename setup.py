@@ -10,5 +10,9 @@ setup(
         'mmengine==0.10.7', 'mmcv==2.1.0', 'mmdet==3.3.0', 'mmaction2==1.2.0',
         'importlib_metadata>=6',
     ],
-    extras_require={'onnx': ['onnx>=1.23', 'onnxruntime>=1.32']},
+    # mmdeploy: install it with `pip install --no-deps mmdeploy==1.3.1` first (it pins
+    # protobuf<=3.20.2 for a backend this package does not use); then this extra
+    extras_require={'onnx': ['onnx>=1.23', 'onnxruntime>=1.32'],
+                    'mmdeploy': ['onnx>=1.23', 'onnxruntime>=1.32', 'aenum', 'multiprocess',
+                                 'dill', 'prettytable', 'wcwidth']},
 )

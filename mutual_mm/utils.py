@@ -71,15 +71,24 @@ def parse_resolution(text: str):
 
 def registered_class(cfg: dict):
     """The class a config dict builds (its ``type``, looked up in the current
-    default scope and then in mmengine's root registry), or None."""
+    default scope's registry, its parents and so mmengine's root registry, as
+    a Runner builds it), or None."""
     kind = cfg.get('type')
     if isinstance(kind, type):
         return kind
-    from mmengine.registry import MODELS
-    try:
-        return MODELS.get(kind)
-    except Exception:  # noqa: BLE001  (unknown scope or name)
-        return None
+    from mmengine.registry import MODELS, DefaultScope
+    scope = DefaultScope.get_current_instance()
+    # the root registry's get() looks only in itself and below a scope prefix
+    names = [kind] if scope is None or '.' in str(kind) else [f'{scope.scope_name}.{kind}',
+                                                               kind]
+    for name in names:
+        try:
+            found = MODELS.get(name)
+        except Exception:  # noqa: BLE001  (unknown scope or name)
+            found = None
+        if found is not None:
+            return found
+    return None
 
 
 def constructor_default(cls, name: str):

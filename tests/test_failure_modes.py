@@ -228,8 +228,8 @@ def test_what_was_trained_travels_with_the_checkpoint_and_bounds_deployment(trai
     unless explicitly allowed (then the table marks it)."""
     from mutual_mm.deploy import (CalibratedSubnetHook, Subnet, build_lookup_table,
                                   calibrate_checkpoint, load_table, save_table)
+    from mutual_mm.deploy import export_subnet_files as export
     from mutual_mm.engine.trained_space import TrainedSpace
-    from tools.export_subnet import export
     cfg, checkpoint, tmp = trained
     space = TrainedSpace.from_checkpoint(torch.load(checkpoint, weights_only=True))
     assert (space.width_range, space.scales, space.frames, space.distill) == \
@@ -249,8 +249,9 @@ def test_what_was_trained_travels_with_the_checkpoint_and_bounds_deployment(trai
 
     hook = CalibratedSubnetHook(width=0.25, scale=48, frames=4)
     hook.after_load_checkpoint(None, torch.load(out, weights_only=True))
-    class NoRunner:  # refused before the runner is touched
+    class NoRunner:  # refused before the runner's model or data are touched
         test_dataloader = model = None
+        cfg = {}  # no top-level `subnet` (the hook reads what its arguments leave out)
 
     with pytest.raises(ValueError, match='width 0.25 is outside'):
         hook.before_test(NoRunner())

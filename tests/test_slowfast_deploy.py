@@ -261,9 +261,9 @@ def test_lookup_table_rows(calibrated):
 
 
 def test_exported_subnet_keeps_the_slow_input(calibrated, dynamic, tmp_path):
-    from tools.export_subnet import export
+    from mutual_mm.deploy import export_subnet_files
     cfg, _, out, _, _ = calibrated
-    weights, config_path, *_ = export(cfg, out, REDUCED, str(tmp_path / 'subnet'))
+    weights, config_path, *_ = export_subnet_files(cfg, out, REDUCED, str(tmp_path / 'subnet'))
     static_cfg = Config.fromfile(config_path)
     assert list(static_cfg.model.model.backbone.slow_input) == [20, 1]
     pipeline = static_cfg.test_dataloader.dataset.pipeline  # the clip stays whole
@@ -282,8 +282,9 @@ def test_exported_subnet_keeps_the_slow_input(calibrated, dynamic, tmp_path):
 def test_reduced_slowfast_exports_to_onnx(calibrated, tmp_path):
     """The Slow input fixed by the subnet (downscaled in the graph), the Fast
     pathway whole: ONNX Runtime agrees with PyTorch."""
-    from tools.export_subnet import export, export_to_onnx
+    from mutual_mm.deploy import export_subnet_files
+    from mutual_mm.deploy.onnx_export import write_checked_onnx
     cfg, _, out, _, _ = calibrated
-    _, _, static, example = export(cfg, out, REDUCED, str(tmp_path / 'subnet'))
-    result = export_to_onnx(static, example, str(tmp_path / 'subnet'))
+    exported = export_subnet_files(cfg, out, REDUCED, str(tmp_path / 'subnet'))
+    result = write_checked_onnx(exported.static, exported.examples, str(tmp_path / 'subnet'))
     assert result['within_tolerance'] and result['outputs'] == 1

@@ -94,7 +94,7 @@ def test_tsn_calibrates_tabulates_and_exports(trained, tmp_path):
     assert rows[0].flops > rows[1].flops > 0 and rows[0].params > rows[1].params
 
     # the test at the reduced subnet, dynamic (the hook) and static (exported)
-    from tools.export_subnet import export
+    from mutual_mm.deploy import export_subnet_files as export
     dynamic = _test_scores(cfg, out, tmp_path / 'dyn', subnet=REDUCED.as_dict())
     weights, config_path, *_ = export(cfg, out, REDUCED, str(tmp_path / 'subnet'))
     static_cfg = Config.fromfile(config_path)

@@ -1,14 +1,16 @@
 """Build the subnet lookup table of a MutualNet checkpoint.
 
     python tools/build_lookup_table.py CONFIG CHECKPOINT --out-dir DIR \
-        [--widths ...] [--resolutions ...] [--frames ...] [--metric KEY] \
+        [--widths ...] [--resolutions ...] [--frames ...] [--proposals ...] [--metric KEY] \
         [--latency [torch|onnxruntime]] [--threads N] [--budgets GFLOPS ...] \
         [--latency-budgets MS ...]
 
 Evaluates every subnet (default: the trained width grid x resolutions
-[x frames]) after BN calibration (from the checkpoint, or done here), with the
-config's own metric; measures FLOPs and parameters (and latency with --latency: in
-PyTorch, or of each subnet exported to ONNX in ONNX Runtime, the files in DIR/onnx/);
+[x frames] [x --proposals, two-stage detectors]) after BN calibration (from the
+checkpoint, or done here), with the config's own metric; measures FLOPs (of the
+model as deployed, and of backbone + neck) and parameters (and latency with
+--latency: in PyTorch, or of each subnet's whole model exported to ONNX in ONNX
+Runtime on real test inputs, the files in DIR/onnx/);
 writes DIR/table.csv, DIR/table.json (with the Pareto frontier) and DIR/table.png,
 prints the frontier and the best subnet for each --budgets value.
 """
@@ -53,11 +55,15 @@ def main(argv=None):
     parser.add_argument('--widths', type=float, nargs='+')
     parser.add_argument('--resolutions', type=parse_resolution, nargs='+')
     parser.add_argument('--frames', type=int, nargs='+')
+    parser.add_argument('--proposals', type=int, nargs='+',
+                        help='RPN proposals kept per image at test time (two-stage '
+                        "detectors; default: the config's test_cfg.rpn.max_per_img)")
     parser.add_argument('--metric', help='evaluator key (default: the main one)')
     parser.add_argument('--flops-scope', choices=('model', 'features'), default='model',
-                        help="count FLOPs of the whole model, or of backbone + neck "
-                             "('features'; fairer for detectors, whose tensor forward "
-                             "runs the RoI heads on every proposal)")
+                        help="what the flops column (and --budgets) count: the model as "
+                             "deployed (detectors: RoI heads on the regions each input "
+                             "sends through them) or backbone + neck ('features'; always "
+                             "in the features_flops column)")
     parser.add_argument('--latency', nargs='?', const='torch', default=None,
                         choices=('torch', 'onnxruntime'),
                         help='also measure the median latency of one input: in PyTorch on '
@@ -79,7 +85,8 @@ def main(argv=None):
     os.makedirs(args.out_dir, exist_ok=True)
     cfg = load_config(args.config)
     cfg.work_dir = osp.join(args.out_dir, 'work')
-    subnets = trained_subnets(cfg, args.widths, args.resolutions, args.frames)
+    subnets = trained_subnets(cfg, args.widths, args.resolutions, args.frames,
+                              args.proposals)
     if args.latency_budgets and not args.latency:
         parser.error('--latency-budgets needs --latency')
     rows, metric = build_lookup_table(cfg, args.checkpoint, subnets, args.metric,

@@ -44,9 +44,15 @@ log "installing the OpenMMLab stack, ONNX Runtime and test tools"
 "${pip[@]}" install -q -r "$ROOT/requirements/stack.txt" -r "$ROOT/requirements/onnx.txt" \
     -r "$ROOT/requirements/tests.txt"
 
+# MMDeploy: an optional extra (whole-detector ONNX export), installed without its
+# dependencies (requirements/mmdeploy.txt says why), for the tests and the demo.
+log "installing MMDeploy 1.3.1 (no dependencies) and its light ones"
+"${pip[@]}" install -q --no-deps mmdeploy==1.3.1
+"${pip[@]}" install -q -r "$ROOT/requirements/mmdeploy.txt"
+
 log "installing mutual_mm (editable)"
 "${pip[@]}" install -q --no-build-isolation --no-deps -e "$ROOT"
 
-"$VENV/bin/python" -c "import mutual_mm, mmcv.ops, mmdet, mmaction, onnxruntime" >/dev/null
+"$VENV/bin/python" -c "import mutual_mm, mmcv.ops, mmdet, mmaction, onnxruntime, mmdeploy" >/dev/null
 echo "$want" > "$STAMP"
 log "environment ready: $VENV"

@@ -1,9 +1,13 @@
-"""Deployment: BN calibration per subnet, testing at a subnet."""
+"""Deployment: BN calibration per subnet, testing at a subnet, the lookup
+table, static export (and, in :mod:`.onnx_export`, ONNX)."""
 from .bn_calibration import apply_bn_stats, batch_norms, calibrate_bn, calibration_mode
 from .calibrated_subnet_hook import CALIBRATION_KEY, SUBNET_CFG_KEY, CalibratedSubnetHook
 from .calibrate_checkpoint import calibrate_checkpoint, calibrate_subnets, trained_subnets
 from .build_table import build_lookup_table
-from .complexity import measure_complexity, measure_latency_ms
+from .complexity import measure_complexity, measure_costs, measure_latency_ms
+# registers MutualStaticSubnet, which an exported subnet's config builds: it must
+# resolve wherever `mutual_mm` is imported (custom_imports of that config)
+from .export import MutualStaticSubnet, export_subnet, export_subnet_files
 from .subnet import Subnet
 from .lookup_table import (TableRow, load_table, pareto_frontier, plot_table,
                            save_table, select_subnet)
@@ -14,6 +18,7 @@ __all__ = [
     'CALIBRATION_KEY', 'SUBNET_CFG_KEY', 'CalibratedSubnetHook', 'Subnet',
     'apply_subnet', 'apply_subnet_to_cfg',
     'calibrate_checkpoint', 'calibrate_subnets', 'trained_subnets',
-    'build_lookup_table', 'measure_complexity', 'measure_latency_ms', 'TableRow',
+    'build_lookup_table', 'measure_complexity', 'measure_costs', 'measure_latency_ms',
+    'MutualStaticSubnet', 'export_subnet', 'export_subnet_files', 'TableRow',
     'load_table', 'pareto_frontier', 'plot_table', 'save_table', 'select_subnet'
 ]

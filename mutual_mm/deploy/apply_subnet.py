@@ -9,9 +9,9 @@ on built objects, :func:`apply_subnet_to_cfg` on a config.
 """
 from ..datasets.pipeline_reading import dataset_pipeline_cfg
 from ..datasets.pipeline_views import set_pipeline_view, set_pipeline_view_cfg
-from ..hosts import set_model_width
+from ..hosts import HostAdapter, host_class_of, host_of, set_model_width
 from ..models.backbones.base import SlimBackboneMixin
-from ..models.slimming import find_slim_backbone
+from ..models.slimming import find_slim_backbone, unwrap_model
 from ..utils import registered_class
 from .subnet import Subnet
 
@@ -20,6 +20,10 @@ def apply_subnet(model, dataset, subnet: Subnet) -> None:
     """Put ``model`` (and ``dataset``'s pipeline) at ``subnet``. ``dataset`` may
     be None for a backbone that owns its input views."""
     set_model_width(model, subnet.width)
+    if isinstance(unwrap_model(model), SlimBackboneMixin):  # a bare backbone
+        HostAdapter.refuse_proposals(type(model).__name__, subnet.proposals)
+    else:
+        host_of(model).set_proposals(subnet.proposals)
     backbone = find_slim_backbone(model)
     if backbone.owns_input_views:
         backbone.set_subnet_input(subnet.scale, subnet.frames)
@@ -38,7 +42,9 @@ def view_owning_backbone(backbone_cfg: dict):
 def apply_subnet_to_cfg(cfg, subnet: Subnet) -> None:
     """The config twin of :func:`apply_subnet` for scale/frames (the width is
     the exported model's own): the backbone's config when it owns its views
-    (SlowFast: ``slow_input``), else the val/test pipelines."""
+    (SlowFast: ``slow_input``), else the val/test pipelines; proposals in the
+    detector's ``test_cfg``."""
+    host_class_of(registered_class(cfg.model)).set_proposals_cfg(cfg.model, subnet.proposals)
     backbone = view_owning_backbone(cfg.model.backbone)
     if backbone is not None:
         backbone.subnet_input_cfg(cfg.model.backbone, subnet.scale, subnet.frames)

@@ -1,6 +1,5 @@
 """Evaluate a calibrated checkpoint over subnets: the lookup table."""
 import copy
-import os
 import os.path as osp
 import sys
 from typing import Callable, List, Optional
@@ -12,7 +11,7 @@ from mmengine.utils import ProgressBar
 from ..engine.trained_space import TrainedSpace, check_trained
 from .calibrate_checkpoint import calibrate_subnets, calibration_dataloader_cfg
 from .calibrated_subnet_hook import CalibratedSubnetHook
-from .complexity import measure_complexity, measure_latency_ms, one_input
+from .complexity import measure_costs, measure_latency_ms, preprocessed_examples
 from ..hosts import host_of
 from ..internals import mark_checkpoint_loaded
 from ..models.slimming import unwrap_model
@@ -76,7 +75,7 @@ def build_lookup_table(cfg: Config, checkpoint: str, subnets: List[Subnet],
     untrained = check_trained(subnets, TrainedSpace.from_checkpoint(loaded), allow_untrained)
     mark_checkpoint_loaded(runner)  # runner.test() must not reload it
     calibration = dict(hook.calibration or {})
-    missing = [c for c in subnets if c.key not in calibration]
+    missing = [c for c in subnets if c.network.key not in calibration]
     if missing:
         loader = Runner.build_dataloader(calibration_dataloader_cfg(cfg), seed=runner.seed)
         calibration.update(calibrate_subnets(runner.model, loader, missing, num_batches))
@@ -98,7 +97,7 @@ def build_lookup_table(cfg: Config, checkpoint: str, subnets: List[Subnet],
         name = pick_metric(host, metrics, name)
         apply_subnet(runner.model, probe_loader.dataset, subnet)
         batch = next(iter(probe_loader))
-        flops, params = measure_complexity(runner.model, batch, flops_scope)
+        costs = measure_costs(runner.model, batch, dict.fromkeys((flops_scope, 'features')))
         ms = None
         if runtime == 'torch':
             ms = measure_latency_ms(runner.model, batch, repeats)
@@ -106,8 +105,9 @@ def build_lookup_table(cfg: Config, checkpoint: str, subnets: List[Subnet],
             ms = _onnxruntime_latency(runner.model, batch, subnet,
                                       onnx_dir or osp.join(cfg.work_dir, 'onnx'),
                                       threads, repeats)
-        rows.append(TableRow(subnet, flops, params, float(metrics[name]), ms,
-                             trained=subnet.key not in untrained, latency_runtime=runtime))
+        rows.append(TableRow(subnet, costs[flops_scope], costs['params'],
+                             float(metrics[name]), ms, trained=subnet.key not in untrained,
+                             latency_runtime=runtime, features_flops=costs['features']))
         on_row(rows[-1])
     return rows, name
 
@@ -124,9 +124,14 @@ def _latency_runtime(latency) -> Optional[str]:
 
 def _onnxruntime_latency(model, batch: dict, subnet: Subnet, onnx_dir: str,
                          threads: Optional[int], repeats: int) -> float:
-    from .onnx_export import export_onnx, onnx_latency_ms, static_exported_part
-    os.makedirs(onnx_dir, exist_ok=True)
-    shape = tuple(one_input(unwrap_model(model), batch)[0].shape)
-    path = export_onnx(static_exported_part(model, subnet.width, shape), shape,
-                       osp.join(onnx_dir, f'{subnet.key}.onnx'))
-    return onnx_latency_ms(path, shape, threads, repeats)
+    """The subnet's whole model exported to ``onnx_dir/<key>.onnx`` and timed
+    in ONNX Runtime on each input of ``batch`` (real test inputs)."""
+    from .export import export_subnet
+    from .onnx_export import export_subnet_onnx, onnx_latency_ms
+    model = unwrap_model(model)
+    examples = preprocessed_examples(model, batch)
+    static = export_subnet(model, subnet.width, tuple(examples[0][0].shape))
+    path = export_subnet_onnx(static, *examples[0], osp.join(onnx_dir, f'{subnet.key}.onnx'))
+    return onnx_latency_ms(path, [inputs.cpu().numpy() for inputs, _ in examples],
+                           threads, repeats)
+

@@ -22,10 +22,12 @@ from .apply_subnet import apply_subnet, view_owning_backbone
 
 def trained_subnets(cfg: Config, widths: Optional[List[float]] = None,
                     scales: Optional[list] = None,
-                    frames: Optional[List[int]] = None) -> List[Subnet]:
+                    frames: Optional[List[int]] = None,
+                    proposals: Optional[List[int]] = None) -> List[Subnet]:
     """The subnets to calibrate: given ones, else what the config trained (the
     MutualLearningHook's width grid x the MultiResolution scales x frames, or
-    the hook's ``batch_views`` scales x frames).
+    the hook's ``batch_views`` scales x frames), x the given ``proposals``
+    (two-stage detectors; default: the config's own).
 
     A backbone that makes its own input views (SlowFast, no MultiResolution)
     trained views of its input: the scales and frames are then those views in
@@ -51,8 +53,8 @@ def trained_subnets(cfg: Config, widths: Optional[List[float]] = None,
         scales = views.get('scales') if views else None
     if frames is None:
         frames = views.get('frames') if views else None
-    return [Subnet(w, s, f) for w in widths for s in (scales or [None])
-            for f in (frames or [None])]
+    return [Subnet(w, s, f, p) for w in widths for s in (scales or [None])
+            for f in (frames or [None]) for p in (proposals or [None])]
 
 
 def backbone_view_sizes(cfg: Config, need_size: bool = True, need_frames: bool = True):
@@ -111,11 +113,12 @@ def calibration_dataloader_cfg(cfg: Config, batch_size: Optional[int] = None) ->
 def calibrate_subnets(model, dataloader, subnets: Iterable[Subnet],
                       num_batches: int, progress: bool = True) -> dict:
     """Calibrate ``model`` at every subnet; returns the checkpoint entry
-    ``{subnet.key: {'config': ..., 'stats': {bn: (mean, var)}}}``. The model's
+    ``{subnet.key: {'subnet': ..., 'stats': {bn: (mean, var)}}}``. The model's
     BN buffers are restored afterwards (it stays at the last subnet).
     Each subnet is applied by :func:`apply_subnet` (pipeline, or the Slow
-    pathway of a SlowFast backbone)."""
-    subnets = list(subnets)
+    pathway of a SlowFast backbone). Subnets that differ only in test-time
+    knobs (proposals) share one network, calibrated once."""
+    subnets = list(dict.fromkeys(subnet.network for subnet in subnets))
     saved = {k: v.clone() for k, v in model.state_dict().items()
              if 'running_' in k or 'num_batches_tracked' in k}
     # sys.stdout as it is now: a caller that redirects it gets the bar too

@@ -20,20 +20,22 @@ def apply_calibrated_stats(model, calibration: Optional[dict], subnet: Subnet,
     """Write the BN statistics calibrated for ``subnet`` (``calibration``: a
     checkpoint's ``bn_calibration``) into ``model``; the full network at the
     pipeline's own size keeps the statistics it was trained with. A subnet
-    without statistics fails with the list of calibrated ones."""
-    calibrated = (calibration or {}).get(subnet.key)
+    without statistics fails with the list of calibrated ones. Test-time
+    knobs (proposals) share their network's statistics."""
+    network = subnet.network
+    calibrated = (calibration or {}).get(network.key)
     if calibrated is not None:
         apply_bn_stats(model, calibrated['stats'])
-    elif subnet != Subnet(1.0):
+    elif network != Subnet(1.0):
         raise KeyError(
-            f'no calibrated BN statistics for subnet {subnet.key} in {source}; '
+            f'no calibrated BN statistics for subnet {network.key} in {source}; '
             f'calibrated: {sorted(calibration or {}) or "none"}. Run '
             'tools/calibrate_bn.py for it first')
 
 
 @HOOKS.register_module()
 class CalibratedSubnetHook(Hook):
-    """Run validation/testing at one subnet (width, scale[, frames]) with the BN
+    """Run validation/testing at one subnet (width, scale[, frames][, proposals]) with the BN
     statistics calibrated for it by ``tools/calibrate_bn.py``.
 
     The subnet is the config's top-level ``subnet = dict(width=..., scale=...,
@@ -57,6 +59,9 @@ class CalibratedSubnetHook(Hook):
         frames (int, optional): frames per clip (video; SlowFast: Slow frames;
             TSN: segments). Defaults to the config's ``subnet.frames``, else the
             pipeline's own.
+        proposals (int, optional): RPN proposals kept per image (two-stage
+            detectors). Defaults to the config's ``subnet.proposals``, else the
+            model's own ``test_cfg.rpn.max_per_img``.
         allow_untrained (bool): run a subnet outside what the checkpoint was
             trained on (its ``meta['mutual_learning']``), with a warning, instead
             of refusing it. Defaults to False.
@@ -65,8 +70,9 @@ class CalibratedSubnetHook(Hook):
     priority = 'HIGH'
 
     def __init__(self, width: Optional[float] = None, scale=None,
-                 frames: Optional[int] = None, allow_untrained: bool = False):
-        self._given = dict(width=width, scale=scale, frames=frames)
+                 frames: Optional[int] = None, proposals: Optional[int] = None,
+                 allow_untrained: bool = False):
+        self._given = dict(width=width, scale=scale, frames=frames, proposals=proposals)
         self.subnet = None
         self.allow_untrained = allow_untrained
         self.calibration = None
@@ -80,7 +86,7 @@ class CalibratedSubnetHook(Hook):
         unknown = sorted(set(from_cfg) - set(self._given))
         if unknown:
             raise KeyError(f'{SUBNET_CFG_KEY}: unknown keys {unknown}; valid: width, '
-                           'scale, frames')
+                           'scale, frames, proposals')
         merged = {k: v if v is not None else from_cfg.get(k)
                   for k, v in self._given.items()}
         if merged['width'] is None:

@@ -1,6 +1,10 @@
-"""Static export of one subnet: weights sliced to their reduced shapes."""
+"""Static export of one subnet: weights sliced to their reduced shapes, and
+the files ``tools/export_subnet.py`` writes (weights and a config that builds
+them)."""
 import copy
-from typing import Sequence
+import os
+import os.path as osp
+from typing import NamedTuple, Sequence
 
 import torch
 from torch import nn
@@ -48,3 +52,59 @@ def MutualStaticSubnet(model: dict, width: float, input_shape: Sequence[int]):
     from mmengine.registry import MODELS as ROOT
     # the exported weights replace any initialisation: fetch none
     return export_subnet(ROOT.build(without_pretrained(model)), width, input_shape)
+
+
+#: hooks of a MutualNet config that have no place in a static subnet's config
+TRAIN_ONLY_HOOKS = ('MutualLearningHook', 'CalibratedSubnetHook')
+
+
+class ExportedSubnet(NamedTuple):
+    """What :func:`export_subnet_files` wrote and built."""
+    weights: str  #: DIR/subnet.pth
+    config: str  #: DIR/subnet_config.py
+    static: nn.Module  #: the static model (eval mode)
+    examples: list  #: (inputs, data_samples) of each input of the first test batch
+    cfg: object  #: the written config (the test pipeline at the subnet)
+
+
+def export_subnet_files(cfg, checkpoint: str, subnet, out_dir: str,
+                        allow_untrained: bool = False) -> ExportedSubnet:
+    """Write ``out_dir/subnet.pth`` (the static subnet of ``checkpoint`` at
+    ``subnet``, its calibrated BN statistics in place) and
+    ``out_dir/subnet_config.py``, which builds it (``MutualStaticSubnet``) with
+    the test pipeline at the subnet's input size (SlowFast: the backbone's
+    ``slow_input``) and its proposals in the detector's ``test_cfg``."""
+    from mmengine.runner import Runner
+
+    from ..engine.trained_space import TrainedSpace, check_trained
+    from .apply_subnet import apply_subnet, apply_subnet_to_cfg
+    from .complexity import preprocessed_examples
+    from .calibrated_subnet_hook import CALIBRATION_KEY, apply_calibrated_stats
+    os.makedirs(out_dir, exist_ok=True)
+    cfg = copy.deepcopy(cfg)
+    cfg.work_dir = osp.join(out_dir, 'work')
+    cfg.load_from = None
+    runner = Runner.from_cfg(copy.deepcopy(cfg))
+    ckpt = runner.load_checkpoint(checkpoint, map_location='cpu')
+    check_trained([subnet], TrainedSpace.from_checkpoint(ckpt), allow_untrained)
+    apply_calibrated_stats(runner.model, ckpt.get(CALIBRATION_KEY), subnet, checkpoint)
+    loader = Runner.build_dataloader(copy.deepcopy(cfg.test_dataloader), seed=0)
+    apply_subnet(runner.model, loader.dataset, subnet)
+    model = unwrap_model(runner.model).eval()
+    examples = preprocessed_examples(model, next(iter(loader)))
+    input_shape = tuple(examples[0][0].shape)
+    static = export_subnet(model, subnet.width, input_shape).eval()
+
+    weights = osp.join(out_dir, 'subnet.pth')
+    torch.save(dict(state_dict=static.state_dict(),
+                    meta=dict(subnet=subnet.as_dict(), source=checkpoint)), weights)
+    apply_subnet_to_cfg(cfg, subnet)  # the test pipeline, SlowFast's slow_input, proposals
+    cfg.model = dict(type='MutualStaticSubnet', model=cfg.model, width=subnet.width,
+                     input_shape=list(input_shape))
+    cfg.custom_hooks = [h for h in cfg.get('custom_hooks', [])
+                        if h.get('type') not in TRAIN_ONLY_HOOKS]
+    cfg.load_from = weights
+    cfg.pop('work_dir', None)
+    config_path = osp.join(out_dir, 'subnet_config.py')
+    cfg.dump(config_path)
+    return ExportedSubnet(weights, config_path, static, examples, cfg)

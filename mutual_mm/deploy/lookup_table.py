@@ -15,7 +15,10 @@ class TableRow:
 
     Attributes:
         subnet: the subnet.
-        flops: forward FLOPs of one input at this subnet.
+        flops: forward FLOPs of one input at this subnet: of the model as
+            deployed (detectors: backbone, neck, RPN and RoI heads on the
+            regions the input sends through them), or of backbone + neck
+            when the table was built with ``flops_scope='features'``.
         params: parameters used at this subnet.
         metric: the config's own evaluation metric (higher is better).
         latency_ms: median latency on the measuring device, if measured.
@@ -24,6 +27,8 @@ class TableRow:
         latency_runtime: what ran for ``latency_ms``: ``'torch'`` (the
             PyTorch model on its device) or ``'onnxruntime'`` (the exported
             subnet in ONNX Runtime, CPU).
+        features_flops: FLOPs of backbone + neck alone on the same input
+            (the part width and resolution act on).
     """
     subnet: Subnet
     flops: float
@@ -32,6 +37,7 @@ class TableRow:
     latency_ms: Optional[float] = None
     trained: bool = True
     latency_runtime: Optional[str] = None
+    features_flops: Optional[float] = None
 
     def as_dict(self) -> dict:
         out = dict(key=self.subnet.key, **self.subnet.as_dict())
@@ -45,16 +51,21 @@ class TableRow:
             scale = None if scale in ('', 'None') else json.loads(scale)
         if isinstance(scale, list):
             scale = tuple(scale)
-        frames = d.get('frames')
-        frames = None if frames in (None, '', 'None') else int(frames)
-        latency = d.get('latency_ms')
-        latency = None if latency in (None, '', 'None') else float(latency)
+        frames, proposals = (_optional(d, k, int) for k in ('frames', 'proposals'))
+        latency, features_flops = (_optional(d, k, float)
+                                   for k in ('latency_ms', 'features_flops'))
         trained = d.get('trained', True)
         trained = trained not in (False, 'False', 'false', '0', 0)
-        runtime = d.get('latency_runtime')
-        runtime = None if runtime in (None, '', 'None') else runtime
-        return cls(Subnet(float(d['width']), scale, frames), float(d['flops']),
-                   float(d['params']), float(d['metric']), latency, trained, runtime)
+        runtime = _optional(d, 'latency_runtime', str)
+        return cls(Subnet(float(d['width']), scale, frames, proposals), float(d['flops']),
+                   float(d['params']), float(d['metric']), latency, trained, runtime,
+                   features_flops)
+
+
+def _optional(d: dict, key: str, kind):
+    """``d[key]`` as ``kind``, None where it is absent or empty (CSV/JSON)."""
+    value = d.get(key)
+    return None if value in (None, '', 'None') else kind(value)
 
 
 Table = Union[Sequence[TableRow], str]

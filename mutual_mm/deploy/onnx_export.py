@@ -1,20 +1,23 @@
 """One subnet outside PyTorch: ONNX export, a check in ONNX Runtime, and its
 latency there.
 
-What is exported is the family's ``exported`` part of the static subnet
+What is exported is a part of the static subnet
 (:func:`~mutual_mm.deploy.export.export_subnet`: plain layers of the reduced
-shapes, calibrated BN statistics in place): recognizers and classifiers up to
-the class scores, detectors backbone + neck. A detector's heads are not: their
-post-processing needs mmcv's RoIAlign and NMS, custom operators that standard
-ONNX Runtime lacks (MMDeploy, the ecosystem's tool for them, pins protobuf
-<= 3.20.2 and predates this torch); run the exported features into your own
-head implementation, or export the heads with MMDeploy in a separate
-environment. The file needs neither this package nor mmcv to run.
+shapes, calibrated BN statistics in place), named as FLOPs scopes are:
+``'model'``, the whole model (recognizers and classifiers up to the class
+scores; detectors with their RPN, RoI heads, NMS and mask pasting, through
+MMDeploy: :mod:`.mmdeploy_export`), or ``'features'`` (backbone + neck, for
+detectors). The file needs neither this package, mmcv nor PyTorch to run: only
+standard ONNX operators.
 
-Exporter: torch's TorchScript-based ``torch.onnx.export(..., dynamo=False)``,
-opset 17 (the dynamo exporter needs ``onnxscript``, not a dependency here).
-The input shape is fixed (the configuration's; batch 1 by default).
+Exporter: torch's TorchScript-based ``torch.onnx.export(..., dynamo=False)``
+(the dynamo exporter needs ``onnxscript``, not a dependency here; MMDeploy's
+rewriting works only with the TorchScript one), opset 17 (detectors through
+MMDeploy: 16). Recognizers' and classifiers' input shape is fixed (the
+subnet's; batch 1); a whole detector's height and width are dynamic.
 """
+import os
+import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -24,6 +27,7 @@ from torch import nn
 from ..hosts import HostForward, host_of
 from .complexity import median_ms
 from .export import export_subnet
+from . import mmdeploy_export
 
 OPSET = 17
 
@@ -54,11 +58,79 @@ class _FlatOutputs(nn.Module):
         return tuple(_flatten(self.forward_part(inputs)))
 
 
-def exported_part(static: nn.Module) -> nn.Module:
+def exported_part(static: nn.Module, part: str = 'model') -> nn.Module:
     """A static subnet's (:func:`~mutual_mm.deploy.export.export_subnet`)
-    exported part as a one-input, flat-output module in eval mode: what
-    :func:`export_onnx` writes."""
-    return _FlatOutputs(HostForward(host_of(static), 'exported')).eval()
+    exported part (torch route: ``'model'``, the family's ``exported``
+    forward, or ``'features'``) as a one-input, flat-output module in eval
+    mode: what :func:`export_onnx` writes."""
+    forward = 'features' if part == 'features' else 'exported'
+    return _FlatOutputs(HostForward(host_of(static), forward)).eval()
+
+
+def onnx_part(static: nn.Module, part: Optional[str] = None) -> str:
+    """``part`` checked against what the family exports (None: its default)."""
+    parts = host_of(static).onnx_parts
+    if part is None:
+        return parts[0]
+    if part not in parts:
+        raise ValueError(f'ONNX part {part!r}: {type(static).__name__} exports '
+                         f'{", ".join(map(repr, parts))}')
+    return part
+
+
+def uses_mmdeploy(static: nn.Module, part: str) -> bool:
+    return part == 'model' and host_of(static).onnx_route == 'mmdeploy'
+
+
+def export_subnet_onnx(static: nn.Module, inputs: torch.Tensor, data_samples, path: str,
+                       part: Optional[str] = None) -> str:
+    """Write ``part`` of the static subnet as ONNX at ``path``, traced on one
+    preprocessed input (``inputs`` of batch 1, its ``data_samples``)."""
+    part = onnx_part(static, part)
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    if uses_mmdeploy(static, part):
+        return mmdeploy_export.export_detector_onnx(static, inputs, data_samples, path)
+    return export_onnx(exported_part(static, part), tuple(inputs.shape), path)
+
+
+@torch.no_grad()
+def check_subnet_onnx(static: nn.Module, path: str, examples: Sequence,
+                      part: Optional[str] = None) -> Dict:
+    """Run the ONNX file in ONNX Runtime and the same part in PyTorch on each
+    of ``examples`` (``(inputs, data_samples)`` of one input each): the worst
+    difference, and ``within_tolerance``. A whole detector is compared with
+    MMDeploy's rewritten ``predict`` (the graph it was exported from), image by
+    image, against :data:`~mutual_mm.deploy.mmdeploy_export.TOLERANCE`; other
+    parts against :data:`RELATIVE_TOLERANCE`."""
+    part = onnx_part(static, part)
+    if not uses_mmdeploy(static, part):
+        checks = [check_onnx(exported_part(static, part), path, inputs)
+                  for inputs, _ in examples]
+        worst = max(checks, key=lambda c: c['max_rel_diff'])
+        return dict(worst, images=len(checks),
+                    within_tolerance=all(c['within_tolerance'] for c in checks))
+    session = onnx_session(path)
+    checks = []
+    for inputs, samples in examples:
+        expected = mmdeploy_export.rewritten_outputs(static, inputs, samples)
+        got = session.run(None, {session.get_inputs()[0].name: inputs.cpu().numpy()})
+        checks.append(mmdeploy_export.compare_detections(expected, got))
+    return mmdeploy_export.summarize_checks(checks)
+
+
+def write_checked_onnx(static: nn.Module, examples: Sequence, out_dir: str,
+                       part: Optional[str] = None, name: str = 'subnet.onnx') -> Dict:
+    """:func:`export_subnet_onnx` to ``out_dir/name`` (traced on the first of
+    ``examples``), then :func:`check_subnet_onnx` on all of them; a difference
+    above the tolerance fails, naming it."""
+    part = onnx_part(static, part)
+    inputs, samples = examples[0]
+    path = export_subnet_onnx(static, inputs, samples, osp.join(out_dir, name), part)
+    check = check_subnet_onnx(static, path, examples, part)
+    if not check['within_tolerance']:
+        raise RuntimeError(f'{path}: ONNX Runtime differs from PyTorch beyond the '
+                           f'tolerance: {check}')
+    return dict(path=path, part=part, **check)
 
 
 def static_exported_part(model: nn.Module, width: float,
@@ -113,10 +185,35 @@ def check_onnx(part: nn.Module, path: str, inputs: torch.Tensor) -> Dict[str, fl
                 outputs=len(got), within_tolerance=max_abs / scale <= RELATIVE_TOLERANCE)
 
 
-def onnx_latency_ms(path: str, input_shape: Sequence[int], threads: Optional[int] = None,
+def onnx_latency_ms(path: str, inputs: Sequence[np.ndarray], threads: Optional[int] = None,
                     repeats: int = 10, warmup: int = 2) -> float:
-    """Median wall time (ms) of one run of the ONNX file in ONNX Runtime (CPU)."""
+    """Median wall time (ms) of one run of the ONNX file in ONNX Runtime (CPU)
+    over ``inputs`` (real preprocessed inputs of batch 1: a detector's heads
+    cost what its detections cost), each run ``repeats`` times after
+    ``warmup``."""
     session = onnx_session(path, threads)
-    feed = {session.get_inputs()[0].name:
-            np.random.default_rng(0).standard_normal(tuple(input_shape)).astype(np.float32)}
-    return median_ms(lambda: session.run(None, feed), repeats, warmup)
+    name = session.get_inputs()[0].name
+    feeds = [{name: np.ascontiguousarray(x, dtype=np.float32)} for x in inputs]
+    return median_ms(lambda feed: session.run(None, feed), repeats, warmup, cases=feeds)
+
+
+@torch.no_grad()
+def evaluate_onnx_detector(path: str, model: nn.Module, dataloader, evaluator,
+                           threads: Optional[int] = None) -> Dict[str, float]:
+    """The metrics of a whole-detector ONNX file (:func:`export_subnet_onnx`)
+    run in ONNX Runtime over ``dataloader`` (the config's test loader, at the
+    subnet's input size), one image per run: the inputs preprocessed by
+    ``model``'s data preprocessor, the outputs turned into mmdet predictions by
+    :func:`~mutual_mm.deploy.mmdeploy_export.detections_to_instances`, scored
+    by ``evaluator`` (an mmengine ``Evaluator``, e.g. the config's CocoMetric)."""
+    session = onnx_session(path, threads)
+    name = session.get_inputs()[0].name
+    evaluator.dataset_meta = dataloader.dataset.metainfo
+    for batch in dataloader:
+        data = model.data_preprocessor(batch, False)
+        samples = data['data_samples']
+        for i, sample in enumerate(samples):
+            outputs = session.run(None, {name: data['inputs'][i:i + 1].cpu().numpy()})
+            sample.pred_instances = mmdeploy_export.detections_to_instances(outputs, sample)
+        evaluator.process(data_samples=samples, data_batch=batch)
+    return evaluator.evaluate(len(dataloader.dataset))

@@ -1,5 +1,5 @@
-"""A deployable subnet: width x input size (x frame count)."""
-from dataclasses import dataclass
+"""A deployable subnet: width x input size (x frame count) (x proposals)."""
+from dataclasses import dataclass, replace
 from typing import Optional, Tuple, Union
 
 Scale = Union[int, Tuple[int, int]]
@@ -26,21 +26,41 @@ class Subnet:
             Fast pathway keeps the pipeline's clip), None for the whole.
         frames: frames of the clip, video only; for SlowFast of the Slow
             pathway's input (None: the whole).
+        proposals: two-stage detectors only: the RPN proposals kept per image
+            at test time (``test_cfg.rpn.max_per_img``), which the RoI heads
+            then run on; None for the config's own. A test-time knob: it
+            needs no training and no BN calibration of its own.
     """
     width: float
     scale: Optional[Scale] = None
     frames: Optional[int] = None
+    proposals: Optional[int] = None
 
     def __post_init__(self):
         object.__setattr__(self, 'width', round(float(self.width), 6))
         if isinstance(self.scale, list):
             object.__setattr__(self, 'scale', tuple(int(s) for s in self.scale))
+        if self.proposals is not None:
+            if int(self.proposals) != self.proposals or int(self.proposals) < 1:
+                raise ValueError(f'Subnet: proposals={self.proposals!r}; valid: a '
+                                 'positive whole number, or None for the config\'s own')
+            object.__setattr__(self, 'proposals', int(self.proposals))
 
     @property
     def key(self) -> str:
-        """Stable name, e.g. ``w0.6_s1000x360`` or ``w0.63_s142_f3``."""
+        """Stable name, e.g. ``w0.6_s1000x360``, ``w0.63_s142_f3`` or
+        ``w0.5_s1000x360_p300``."""
         key = f'w{self.width:g}_s{_scale_str(self.scale)}'
-        return key if self.frames is None else f'{key}_f{int(self.frames)}'
+        if self.frames is not None:
+            key = f'{key}_f{int(self.frames)}'
+        return key if self.proposals is None else f'{key}_p{self.proposals}'
+
+    @property
+    def network(self) -> 'Subnet':
+        """The subnet without its test-time knobs (proposals): what BN
+        calibration and the trained space are about."""
+        return replace(self, proposals=None)
 
     def as_dict(self) -> dict:
-        return dict(width=self.width, scale=self.scale, frames=self.frames)
+        return dict(width=self.width, scale=self.scale, frames=self.frames,
+                    proposals=self.proposals)

@@ -35,12 +35,21 @@ class HostAdapter:
         metric_hints: suffixes of the evaluator keys to report, best first.
         feature_part: children that ``features`` runs (BN calibration runs only
             them when every BN layer sits there).
+        onnx_route: how the whole model (ONNX part ``'model'``) is exported:
+            ``'torch'`` (``torch.onnx.export`` of :meth:`exported`) or
+            ``'mmdeploy'`` (MMDeploy's rewritten ``predict``, post-processing
+            included; see :mod:`mutual_mm.deploy.mmdeploy_export`).
+        onnx_parts: the parts ``--onnx`` can write, the default first:
+            ``'model'`` (the whole model) and, where it differs, ``'features'``
+            (backbone + neck).
     """
     host_types: Tuple[type, ...] = ()
     consumer_names: Tuple[str, ...] = ()
     logits_name: Optional[str] = None
     metric_hints: Tuple[str, ...] = ()
     feature_part: Tuple[str, ...] = ('backbone', 'neck')
+    onnx_route: str = 'torch'
+    onnx_parts: Tuple[str, ...] = ('model', )
 
     def __init__(self, model: nn.Module):
         self.model = unwrap_model(model)
@@ -100,6 +109,35 @@ class HostAdapter:
         """The forward of the part :func:`~mutual_mm.deploy.export.export_subnet`
         exports (what width changes and standard layers express)."""
         return self.scores(inputs)
+
+    def deployed(self, inputs: torch.Tensor, data_samples=None):
+        """The forward a deployed model runs on one input, post-processing
+        included: what latency in PyTorch times."""
+        return self.scores(inputs, data_samples)
+
+    def model_flops(self, inputs: torch.Tensor, data_samples=None) -> float:
+        """FLOPs of the model as deployed, on one input (FLOPs scope
+        'model'): mmengine's FlopAnalyzer on :meth:`scores`."""
+        return count_flops(HostForward(self, 'scores', data_samples), inputs)
+
+    # ------------------------------------------------------ test-time knobs
+    def set_proposals(self, proposals: Optional[int]) -> None:
+        """Keep ``proposals`` region proposals per image at test time (None:
+        the config's own). Only two-stage detectors have them."""
+        self.refuse_proposals(self.name, proposals)
+
+    @staticmethod
+    def refuse_proposals(name: str, proposals: Optional[int]) -> None:
+        if proposals is not None:
+            raise ValueError(
+                f'proposals={proposals}: {name} has no region proposals; the proposal '
+                'count is a test-time setting of two-stage detectors (an RPN before RoI '
+                'heads); leave it out (None)')
+
+    @classmethod
+    def set_proposals_cfg(cls, model_cfg: dict, proposals: Optional[int]) -> None:
+        """The config twin of :meth:`set_proposals` (an exported subnet's config)."""
+        cls.refuse_proposals(str(model_cfg.get('type')), proposals)
 
     def calibration_forward(self, data: dict) -> None:
         """Run a preprocessed batch so every BN layer sees its input."""
@@ -175,6 +213,17 @@ class HostForward(nn.Module):
         if self.part == 'scores':
             return self.host.scores(inputs, self.data_samples)
         return getattr(self.host, self.part)(inputs)
+
+
+def count_flops(forward: nn.Module, *args) -> float:
+    """FLOPs of one call of ``forward(*args)``, counted by mmengine's
+    FlopAnalyzer (convolutions, matrix products, normalizations; as mmdet's
+    get_flops.py)."""
+    from mmengine.analysis import FlopAnalyzer
+    analyzer = FlopAnalyzer(forward, args)
+    analyzer.unsupported_ops_warnings(False)
+    analyzer.uncalled_modules_warnings(False)
+    return float(analyzer.total())
 
 
 def host_of(model: nn.Module) -> HostAdapter:
