@@ -8,9 +8,12 @@
 2. trains a MutualNet Mask R-CNN with ``mim train mmdet`` on the demo config
    (configs/demo/, inheriting the provided COCO config), as a user would;
 3. calibrates BN for a grid of (width, resolution) subnets, evaluates
-   each with the config's own metric, writes the lookup table and the
-   metric-vs-FLOPs plot, prints the Pareto frontier and picks the best
-   subnet for two FLOPs budgets;
+   each (x 2 RPN proposal counts) with the config's own metric, exports each
+   whole detector to ONNX and times it in ONNX Runtime on validation images,
+   writes the lookup table and the metric-vs-FLOPs and metric-vs-latency
+   plots, prints the Pareto frontier, picks the best subnet for two FLOPs
+   budgets and for half the full model's latency, and evaluates that pick's
+   ONNX file in ONNX Runtime on the validation set (against PyTorch);
 4. does the same for a slimmed SlowOnly on the video set (``mim train mmaction2``);
 5. prints where everything was written.
 
@@ -42,9 +45,13 @@ DEMOS = [
     dict(name='detection', host='mmdet',
          config=osp.join(ROOT, 'configs/demo/mask-rcnn_slim-r18_fpn_mutualnet_shapes-demo.py'),
          widths=[1.0, 0.75, 0.5, 0.25], metric='coco/bbox_mAP',
-         # the tensor forward runs the RoI heads on every proposal, which
-         # inference does not: budget the part width and resolution act on
-         flops_scope='features'),
+         # the RPN proposals kept per image at test time: a third axis
+         proposals=[100, 20],
+         # FLOPs and latency of the whole detector as deployed (RoI heads on
+         # the regions each image sends through them); each subnet exported
+         # whole to ONNX and timed in ONNX Runtime (CPU, 1 thread), the pick
+         # under half the full model's latency evaluated there
+         flops_scope='model', latency='onnxruntime', evaluate_pick_in_onnxruntime=True),
     dict(name='video', host='mmaction2',
          config=osp.join(ROOT, 'configs/demo/slowonly_slim-r18_mutualnet_motion-demo.py'),
          widths=[1.0, 0.75, 0.5, 0.25], metric='acc/top1', flops_scope='model',
@@ -105,12 +112,13 @@ def calibrate_and_tabulate(demo: dict, checkpoint: str, out_dir: str, options: d
     cfg.merge_from_dict(options)
     cfg.work_dir = osp.join(out_dir, 'work')
     cfg.log_level = 'WARNING'
-    subnets = trained_subnets(cfg, widths=demo['widths'])
+    subnets = trained_subnets(cfg, widths=demo['widths'], proposals=demo.get('proposals'))
     calibrated = osp.join(out_dir, 'calibrated.pth')
     eval_log = osp.join(out_dir, 'eval.log')
-    print(f'calibrating BN for {len(subnets)} subnets ({len(demo["widths"])} widths x '
-          f'the trained resolutions), then evaluating each on the val split\n'
-          f'  (log: {eval_log})')
+    axes = ' x '.join(['widths', 'the trained resolutions']
+                      + (['proposals'] if demo.get('proposals') else []))
+    print(f'calibrating BN, then evaluating {len(subnets)} subnets ({axes}) on the val '
+          f'split\n  (log: {eval_log})')
     bar = tqdm(total=len(subnets), desc=f'evaluate {demo["name"]}', unit='subnet',
                file=sys.stderr)
     with open(eval_log, 'w') as log, contextlib.redirect_stdout(log):
@@ -123,27 +131,37 @@ def calibrate_and_tabulate(demo: dict, checkpoint: str, out_dir: str, options: d
     bar.close()
     files = save_table(rows, osp.join(out_dir, 'table'), metric)
     flops_label = 'GFLOPs' + (' (backbone + neck)' if demo['flops_scope'] == 'features'
-                              else '')
+                              else ' (whole model)')
     files['plot'] = plot_table(rows, osp.join(out_dir, 'table.png'), metric,
                                title=f'MutualNet demo ({demo["name"]}): {metric} vs FLOPs',
                                flops_label=flops_label)
+    if demo.get('latency'):
+        files['latency plot'] = plot_table(
+            rows, osp.join(out_dir, 'table_latency.png'), metric, cost='latency',
+            title=f'MutualNet demo ({demo["name"]}): {metric} vs ONNX Runtime latency')
     files['calibrated checkpoint'] = calibrated
     files['evaluation log'] = eval_log
     return rows, metric, files
 
 
-def report(demo: dict, rows, metric: str, out_dir: str) -> dict:
+def report(demo: dict, rows, metric: str, out_dir: str, checkpoint: str) -> dict:
     """Print the Pareto frontier and the picks for two budgets (and, with
     latencies, under half the full network's latency); return a summary."""
     from mutual_mm.deploy import pareto_frontier, select_subnet
-    full = max(rows, key=lambda r: r.flops)
+    # the full network: widest, largest input, most proposals
+    full = max(rows, key=lambda r: (r.subnet.width, r.features_flops or r.flops,
+                                    r.subnet.proposals or 0))
     smallest = min(rows, key=lambda r: r.flops)
+    latency = bool(demo.get('latency'))
+    scope = 'backbone + neck' if demo['flops_scope'] == 'features' else 'whole model'
     print(f'\n{demo["name"]}: Pareto frontier ({metric}; best subnet per budget; '
-          f'FLOPs of the {"backbone + neck" if demo["flops_scope"] == "features" else "model"})')
-    print(f'  {"subnet":<22}{"MFLOPs":>10}{"x full":>9}{metric:>16}')
+          f'FLOPs of the {scope}' + ('; latency in ONNX Runtime, CPU, 1 thread)'
+                                     if latency else ')'))
+    print(f'  {"subnet":<24}{"MFLOPs":>10}{"x full":>9}' + ('      ms' if latency else '')
+          + f'{metric:>16}')
     for r in pareto_frontier(rows):
-        print(f'  {r.subnet.key:<22}{r.flops / 1e6:>10.1f}{r.flops / full.flops:>9.2f}'
-              f'{r.metric:>16.4f}')
+        print(f'  {r.subnet.key:<24}{r.flops / 1e6:>10.1f}{r.flops / full.flops:>9.2f}'
+              + (f'{r.latency_ms:>8.1f}' if latency else '') + f'{r.metric:>16.4f}')
     picks = {}
     for fraction in (0.5, 0.25):
         budget = fraction * full.flops
@@ -156,7 +174,7 @@ def report(demo: dict, rows, metric: str, out_dir: str) -> dict:
             print(f'  budget {fraction:.0%}: {err}')
     summary = dict(full=full.as_dict(), smallest=smallest.as_dict(),
                    picks={str(k): v.as_dict() for k, v in picks.items()})
-    if demo.get('latency'):
+    if latency:
         budget = 0.5 * full.latency_ms
         best = select_subnet(rows, max_latency_ms=budget)
         onnx_file = osp.join(out_dir, 'onnx', f'{best.subnet.key}.onnx')
@@ -165,7 +183,44 @@ def report(demo: dict, rows, metric: str, out_dir: str) -> dict:
               f'{best.metric:.4f} at {best.latency_ms:.2f} ms\n'
               f'    its ONNX file (needs neither PyTorch nor mutual_mm): {onnx_file}')
         summary['latency_pick'] = dict(best.as_dict(), budget_ms=budget, onnx=onnx_file)
+        if demo.get('evaluate_pick_in_onnxruntime'):
+            summary['latency_pick'].update(
+                evaluate_pick(demo, best.subnet, checkpoint, out_dir))
     return summary
+
+
+def evaluate_pick(demo: dict, subnet, checkpoint: str, out_dir: str) -> dict:
+    """The picked subnet exported whole (tools/export_subnet.py --onnx
+    --onnx-eval), its metrics in ONNX Runtime and in PyTorch (the exported
+    static model in a Runner, as `mim test` runs it) on the validation set."""
+    import copy
+    from mmengine.runner import Runner
+
+    from export_subnet import main as export
+    cfg_dir = osp.join(out_dir, 'subnet')
+    args = [demo['config'], checkpoint, '--width', str(subnet.width), '--out-dir', cfg_dir,
+            '--onnx', '--onnx-eval', '--threads', '1']
+    if subnet.scale is not None:
+        args += ['--resolution', 'x'.join(map(str, subnet.scale))]
+    if subnet.proposals is not None:
+        args += ['--proposals', str(subnet.proposals)]
+    eval_log = osp.join(out_dir, 'eval.log')
+    with open(eval_log, 'a') as log, contextlib.redirect_stdout(log):
+        _, config, onnx = export(args)
+        from mutual_mm.utils import load_config
+        cfg = load_config(config)
+        cfg.work_dir = osp.join(cfg_dir, 'work')
+        cfg.log_level = 'WARNING'
+        torch_metrics = Runner.from_cfg(copy.deepcopy(cfg)).test()
+    onnx_metrics = onnx['metrics']
+    keys = [k for k in ('coco/bbox_mAP', 'coco/segm_mAP') if k in onnx_metrics]
+    print(f'    that file in ONNX Runtime on the val set: ' + ', '.join(
+        f'{k.split("/")[-1]} {onnx_metrics[k]:.4f} (PyTorch {torch_metrics[k]:.4f})'
+        for k in keys))
+    check = {k: v for k, v in onnx.items() if k not in ('metrics', 'path')}
+    return dict(onnx_metrics={k: onnx_metrics[k] for k in keys},
+                torch_metrics={k: float(torch_metrics[k]) for k in keys},
+                onnx_check=check, exported_config=config)
 
 
 def main(argv=None):
@@ -203,7 +258,8 @@ def main(argv=None):
         print(f'\n[{3 + 2 * step}/5] calibration, lookup table and plot ({demo["name"]})')
         rows, metric, files = calibrate_and_tabulate(demo, checkpoint, out_dir, options,
                                                      1 if args.quick else 8)
-        summary[demo['name']] = dict(report(demo, rows, metric, out_dir), metric=metric,
+        summary[demo['name']] = dict(report(demo, rows, metric, out_dir,
+                                            files['calibrated checkpoint']), metric=metric,
                                      minutes=round((time.time() - t0) / 60, 2))
         outputs[demo['name']] = dict(checkpoint=checkpoint, work_dir=osp.join(out_dir, 'train'),
                                      **files)

@@ -1,6 +1,8 @@
 """Evaluate a calibrated checkpoint over subnets: the lookup table."""
 import copy
+import os
 import os.path as osp
+import shutil
 import sys
 from typing import Callable, List, Optional
 
@@ -84,7 +86,7 @@ def build_lookup_table(cfg: Config, checkpoint: str, subnets: List[Subnet],
     probe_loader = Runner.build_dataloader(copy.deepcopy(cfg.test_dataloader),
                                            seed=runner.seed)
     runtime = _latency_runtime(latency)
-    rows, name = [], metric
+    rows, name, onnx_files = [], metric, {}
     host = host_of(runner.model)
     if on_row is None:
         bar = ProgressBar(len(subnets), file=sys.stdout)  # the current one (redirectable)
@@ -104,7 +106,7 @@ def build_lookup_table(cfg: Config, checkpoint: str, subnets: List[Subnet],
         elif runtime == 'onnxruntime':
             ms = _onnxruntime_latency(runner.model, batch, subnet,
                                       onnx_dir or osp.join(cfg.work_dir, 'onnx'),
-                                      threads, repeats)
+                                      threads, repeats, onnx_files)
         rows.append(TableRow(subnet, costs[flops_scope], costs['params'],
                              float(metrics[name]), ms, trained=subnet.key not in untrained,
                              latency_runtime=runtime, features_flops=costs['features']))
@@ -123,15 +125,34 @@ def _latency_runtime(latency) -> Optional[str]:
 
 
 def _onnxruntime_latency(model, batch: dict, subnet: Subnet, onnx_dir: str,
-                         threads: Optional[int], repeats: int) -> float:
+                         threads: Optional[int], repeats: int, exported: dict) -> float:
     """The subnet's whole model exported to ``onnx_dir/<key>.onnx`` and timed
-    in ONNX Runtime on each input of ``batch`` (real test inputs)."""
+    in ONNX Runtime on each input of ``batch`` (real test inputs). A graph
+    whose input size is dynamic (a whole detector) serves every resolution:
+    exported once per width x proposals (``exported`` remembers the files),
+    linked under each subnet's name."""
     from .export import export_subnet
-    from .onnx_export import export_subnet_onnx, onnx_latency_ms
+    from .onnx_export import export_subnet_onnx, onnx_latency_ms, uses_mmdeploy
     model = unwrap_model(model)
     examples = preprocessed_examples(model, batch)
-    static = export_subnet(model, subnet.width, tuple(examples[0][0].shape))
-    path = export_subnet_onnx(static, *examples[0], osp.join(onnx_dir, f'{subnet.key}.onnx'))
+    path = osp.join(onnx_dir, f'{subnet.key}.onnx')
+    graph = (subnet.width, subnet.proposals) if uses_mmdeploy(model, 'model') else None
+    if graph in exported:
+        link_or_copy(exported[graph], path)
+    else:
+        static = export_subnet(model, subnet.width, tuple(examples[0][0].shape))
+        export_subnet_onnx(static, *examples[0], path)
+        if graph is not None:
+            exported[graph] = path
     return onnx_latency_ms(path, [inputs.cpu().numpy() for inputs, _ in examples],
                            threads, repeats)
 
+
+def link_or_copy(source: str, path: str) -> None:
+    """``path`` as a hard link to ``source`` (a copy where links fail)."""
+    if osp.exists(path):
+        os.remove(path)
+    try:
+        os.link(source, path)
+    except OSError:
+        shutil.copyfile(source, path)

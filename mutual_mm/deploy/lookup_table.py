@@ -161,7 +161,7 @@ def plot_table(rows: Sequence[TableRow], path: str, metric_name: str = 'metric',
                title: str = '', flops_label: str = 'GFLOPs', cost: str = 'flops') -> str:
     """Metric vs FLOPs (or latency: ``cost='latency'``) for every subnet, the
     Pareto frontier drawn as segments colored by the input resolution it uses
-    (as the paper's Fig. 9)."""
+    (as the paper's Fig. 9); a detector's proposal counts as marker shapes."""
     key = _cost(cost)
     x_of = (lambda r: r.flops / 1e9) if cost == 'flops' else key
     import matplotlib
@@ -169,17 +169,27 @@ def plot_table(rows: Sequence[TableRow], path: str, metric_name: str = 'metric',
     import matplotlib.pyplot as plt
     scales = sorted({_scale_label(r) for r in rows}, key=_label_order)
     colors = {s: plt.cm.viridis(i / max(1, len(scales) - 1)) for i, s in enumerate(scales)}
+    proposals = sorted({r.subnet.proposals for r in rows}, key=lambda p: -(p or 0))
+    markers = dict(zip(proposals, 'os^Dvx'))
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     for s in scales:
-        pts = [r for r in rows if _scale_label(r) == s]
-        ax.scatter([x_of(r) for r in pts], [r.metric for r in pts], s=12,
-                   color=colors[s], alpha=0.35)
+        for p in proposals:
+            pts = [r for r in rows if _scale_label(r) == s and r.subnet.proposals == p]
+            ax.scatter([x_of(r) for r in pts], [r.metric for r in pts], s=14,
+                       color=colors[s], alpha=0.4, marker=markers.get(p, 'o'))
     frontier = pareto_frontier(rows, cost)
     for a, b in zip(frontier, frontier[1:]):
         ax.plot([x_of(a), x_of(b)], [a.metric, b.metric], lw=2.2,
                 color=colors[_scale_label(b)])
+    for r in frontier:
+        ax.scatter([x_of(r)], [r.metric], s=30, color=colors[_scale_label(r)], zorder=3,
+                   marker=markers.get(r.subnet.proposals, 'o'))
     for s in scales:
         ax.plot([], [], color=colors[s], lw=2.2, label=f'resolution {s}')
+    if len(proposals) > 1:
+        for p in proposals:
+            ax.scatter([], [], color='grey', marker=markers.get(p, 'o'),
+                       label=f'{p} proposals')
     runtime = next((r.latency_runtime for r in rows if r.latency_runtime), None)
     ax.set_xlabel(flops_label if cost == 'flops' else f'latency (ms, {runtime or "?"})')
     ax.set_ylabel(metric_name)
