@@ -28,7 +28,9 @@ def test_demo_quick_runs_the_whole_workflow(tmp_path):
                                         r.subnet.proposals or 0))
         assert full.subnet.width == 1.0
         assert summary[name]['full']['flops'] == full.flops
-        assert min(r.flops for r in rows) < 0.25 * full.flops
+        # width x resolution span backbone + neck (an untrained detector's heads
+        # run on all its proposals and detections: they dominate its whole cost)
+        assert min(r.features_flops for r in rows) < 0.25 * full.features_flops
         assert (runs / name / 'table.png').stat().st_size > 10_000
         assert (runs / name / 'train' / 'iter_2.pth').is_file()
         # the training went through `mim train` and the hook logged its cohort
