@@ -205,7 +205,9 @@ def evaluate_pick(demo: dict, subnet, checkpoint: str, out_dir: str) -> dict:
     if subnet.proposals is not None:
         args += ['--proposals', str(subnet.proposals)]
     eval_log = osp.join(out_dir, 'eval.log')
-    with open(eval_log, 'a') as log, contextlib.redirect_stdout(log):
+    with open(eval_log, 'a') as log, contextlib.redirect_stdout(log), \
+            warnings.catch_warnings():
+        warnings.simplefilter('ignore', UserWarning)  # mmdet deprecations, MMDeploy's calls
         _, config, onnx = export(args)
         from mutual_mm.utils import load_config
         cfg = load_config(config)

@@ -26,6 +26,7 @@ Detectors covered: mmdet's two-stage (Faster/Mask R-CNN) and single-stage
 detectors that MMDeploy 1.3.1 supports for ONNX Runtime; tested here: Mask
 R-CNN and Faster R-CNN.
 """
+import logging
 import math
 import os
 import os.path as osp
@@ -55,8 +56,11 @@ def _need_mmdeploy():
             "(or 'mutual_mm[mmdeploy]'); backbone + neck alone need no MMDeploy: "
             "--onnx-part features") from None
     from mmdeploy.codebase import import_codebase
-    from mmdeploy.utils import Codebase
+    from mmdeploy.utils import Codebase, get_root_logger
     import_codebase(Codebase.MMDET)  # registers MMDeploy's mmdet rewriters
+    # its INFO lines name the temporary files of an export; its logger's stream
+    # is whatever sys.stdout was when it was first made (a caller's redirect)
+    get_root_logger().setLevel(logging.ERROR)
 
 
 def output_names(model: nn.Module) -> List[str]:
