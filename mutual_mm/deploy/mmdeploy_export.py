@@ -122,6 +122,9 @@ def export_detector_onnx(model: nn.Module, inputs: torch.Tensor, data_samples,
         # against PyTorch after export (check_subnet_onnx) instead
         warnings.simplefilter('ignore', torch.jit.TracerWarning)
         warnings.filterwarnings('ignore', message='Exporting aten::index operator')
+        # mmdet's own deprecation notes, raised by the calls MMDeploy's rewrites make
+        warnings.filterwarnings('ignore', message='.*(anchor_generator|grid_anchors)',
+                                category=UserWarning)
         prefix = osp.join(tmp, 'end2end')
         export(model.eval(), inputs.cpu(), prefix, backend='onnxruntime',
                input_metas=dict(data_samples=data_samples, mode='predict'),
