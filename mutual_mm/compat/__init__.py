@@ -14,6 +14,9 @@ so before ``mim train`` / ``tools/train.py`` builds a model or resumes a run.
   removed (the AP of a class without ground truth).
 * :mod:`.sample_errors`: a sample whose file cannot be read fails naming no file;
   the error gets a note with the data set, the sample's index and its file.
+
+Not applied on import: :mod:`.mmdeploy_onnx`, MMDeploy 1.3.1 (an optional extra)
+on this torch, repaired only for the duration of a detector's ONNX export.
 """
 from .importlib_metadata import repair_importlib_metadata
 from .mmaction_ava_nan import repair_mmaction_ava_nan
