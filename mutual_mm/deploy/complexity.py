@@ -26,10 +26,7 @@ FLOPS_SCOPES = ('model', 'features')
 def one_input(model: nn.Module, data_batch: dict):
     """The first preprocessed input of ``data_batch`` (batch of 1) and its data
     sample: what FLOPs, latency and export measure."""
-    data = model.data_preprocessor(data_batch, False)
-    inputs = data['inputs'][:1]
-    samples = data.get('data_samples')
-    return inputs, (samples[:1] if samples is not None else None)
+    return preprocessed_examples(model, data_batch)[0]
 
 
 def preprocessed_examples(model: nn.Module, batch: dict) -> list:
