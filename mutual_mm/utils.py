@@ -69,6 +69,20 @@ def parse_resolution(text: str):
     return values[0] if len(values) == 1 else tuple(values)
 
 
+def positive(kind, unit: str):
+    """An argparse type: a positive ``kind`` (the error names the value and
+    the unit it is read in)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not value > 0:
+            raise argparse.ArgumentTypeError(f'{text!r}: valid: a positive {unit}')
+        return value
+    return parse
+
+
 def registered_class(cfg: dict):
     """The class a config dict builds (its ``type``, looked up in the current
     default scope's registry, its parents and so mmengine's root registry, as

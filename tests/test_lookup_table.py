@@ -52,7 +52,7 @@ def test_a_budget_that_is_not_positive_is_an_error(budget, capsys):
     from tools.build_lookup_table import main
     with pytest.raises(SystemExit):  # refused before any table is built
         main(['cfg.py', 'ckpt.pth', '--out-dir', 'x', '--budgets', '40', str(budget)])
-    assert 'a budget is a positive number of GFLOPs' in capsys.readouterr().err
+    assert f"'{budget}': valid: a positive number of GFLOPs" in capsys.readouterr().err
 
 
 def test_tables_round_trip_and_plot(tmp_path):

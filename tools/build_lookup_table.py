@@ -24,17 +24,7 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 import mutual_mm  # noqa: E402,F401
 from mutual_mm.deploy import (build_lookup_table, pareto_frontier, plot_table,  # noqa: E402
                               save_table, select_subnet, trained_subnets)
-from mutual_mm.utils import load_config, parse_resolution  # noqa: E402
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float('nan')
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f'{text!r}: a budget is a positive number of GFLOPs')
-    return value
+from mutual_mm.utils import load_config, parse_resolution, positive  # noqa: E402
 
 
 def format_rows(rows, metric):
@@ -69,39 +59,47 @@ def main(argv=None):
                         help='also measure the median latency of one input: in PyTorch on '
                         'this device (--latency, --latency torch) or of the subnet exported '
                         'to ONNX in ONNX Runtime on the CPU (--latency onnxruntime)')
-    parser.add_argument('--threads', type=int, default=None,
-                        help='ONNX Runtime intra-op threads for --latency onnxruntime '
-                        "(default: its own)")
-    parser.add_argument('--latency-budgets', type=positive_float, nargs='*', default=[],
+    parser.add_argument('--threads', type=positive(int, 'number of threads'), default=None,
+                        help='CPU threads latency is measured with (default: ONNX Runtime: '
+                        "every CPU this process may use; torch: its own); recorded in "
+                        'the table')
+    parser.add_argument('--latency-budgets', type=positive(float, 'latency in ms'),
+                        nargs='*', default=[],
                         help='latency budgets (ms) to pick the best subnet for (with --latency)')
     parser.add_argument('--num-batches', type=int, default=10,
                         help='calibration batches for subnets not yet calibrated')
-    parser.add_argument('--budgets', type=positive_float, nargs='*', default=[],
+    parser.add_argument('--budgets', type=positive(float, 'number of GFLOPs'), nargs='*',
+                        default=[],
                         help='GFLOPs budgets to pick the best subnet for')
     parser.add_argument('--allow-untrained', action='store_true',
                         help='use subnets outside what the checkpoint was trained on '
                         '(logged and marked trained=False in the table); refused otherwise')
     args = parser.parse_args(argv)
-    os.makedirs(args.out_dir, exist_ok=True)
+    if args.latency_budgets and not args.latency:  # checked before anything is written
+        parser.error('--latency-budgets needs --latency')
+    if args.threads is not None and not args.latency:
+        parser.error('--threads needs --latency (it sets the threads latency is timed with)')
     cfg = load_config(args.config)
-    cfg.work_dir = osp.join(args.out_dir, 'work')
     subnets = trained_subnets(cfg, args.widths, args.resolutions, args.frames,
                               args.proposals)
-    if args.latency_budgets and not args.latency:
-        parser.error('--latency-budgets needs --latency')
+    os.makedirs(args.out_dir, exist_ok=True)
+    cfg.work_dir = osp.join(args.out_dir, 'work')
     rows, metric = build_lookup_table(cfg, args.checkpoint, subnets, args.metric,
                                       args.latency or False, args.num_batches,
                                       flops_scope=args.flops_scope,
                                       allow_untrained=args.allow_untrained,
                                       threads=args.threads,
                                       onnx_dir=osp.join(args.out_dir, 'onnx'))
+    plots = [osp.join(args.out_dir, name) for name in ('table.png', 'table_latency.png')]
+    for stale in plots:  # a plot of an earlier table must not sit beside this one
+        if osp.exists(stale):
+            os.remove(stale)
     files = save_table(rows, osp.join(args.out_dir, 'table'), metric)
     files['plot'] = plot_table(
-        rows, osp.join(args.out_dir, 'table.png'), metric,
+        rows, plots[0], metric,
         flops_label='GFLOPs' + (' (backbone + neck)' if args.flops_scope == 'features' else ''))
     if args.latency:
-        files['latency plot'] = plot_table(rows, osp.join(args.out_dir, 'table_latency.png'),
-                                           metric, cost='latency')
+        files['latency plot'] = plot_table(rows, plots[1], metric, cost='latency')
     print('\nPareto frontier (best subnet for each budget):')
     print(format_rows(pareto_frontier(rows), metric))
     budgets = [(f'{b:g} GFLOPs', dict(max_flops=b * 1e9)) for b in args.budgets] + \

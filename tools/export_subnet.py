@@ -31,7 +31,8 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 import mutual_mm  # noqa: E402,F401
 from mutual_mm.deploy import Subnet  # noqa: E402
 from mutual_mm.deploy.export import export_subnet_files  # noqa: E402
-from mutual_mm.utils import load_config, parse_resolution  # noqa: E402
+from mutual_mm.fileio import write_text  # noqa: E402
+from mutual_mm.utils import load_config, parse_resolution, positive  # noqa: E402
 
 
 def describe_check(check: dict) -> str:
@@ -80,14 +81,18 @@ def main(argv=None):
     parser.add_argument('--onnx-eval', action='store_true',
                         help='with --onnx: evaluate the ONNX file in ONNX Runtime on the '
                         "test set with the config's metric (detectors)")
-    parser.add_argument('--threads', type=int, default=None,
-                        help='ONNX Runtime intra-op threads for --onnx-eval')
+    parser.add_argument('--threads', type=positive(int, 'number of threads'), default=None,
+                        help="ONNX Runtime intra-op threads for --onnx-eval (default: its "
+                        'own)')
     parser.add_argument('--allow-untrained', action='store_true',
                         help='use subnets outside what the checkpoint was trained on '
                         '(logged); refused otherwise')
     args = parser.parse_args(argv)
     if (args.onnx_part or args.onnx_eval) and not args.onnx:
         parser.error('--onnx-part and --onnx-eval need --onnx')
+    if args.threads is not None and not args.onnx_eval:
+        parser.error('--threads needs --onnx-eval (it sets the threads ONNX Runtime '
+                     'evaluates with)')
     cfg = load_config(args.config)
     subnet = Subnet(args.width, args.resolution, args.frames, args.proposals)
     exported = export_subnet_files(cfg, args.checkpoint, subnet, args.out_dir,
@@ -105,9 +110,8 @@ def main(argv=None):
     if args.onnx_eval:
         metrics = evaluate_onnx(exported, onnx['path'], args.threads)
         onnx['metrics'] = metrics
-        with open(osp.join(args.out_dir, 'onnx_metrics.json'), 'w') as f:
-            json.dump(dict(subnet=subnet.as_dict(), onnx=onnx['path'], metrics=metrics), f,
-                      indent=1)
+        write_text(osp.join(args.out_dir, 'onnx_metrics.json'), json.dumps(
+            dict(subnet=subnet.as_dict(), onnx=onnx['path'], metrics=metrics), indent=1))
         print('  ONNX Runtime on the test set: ' +
               ', '.join(f'{k} {v:.4f}' for k, v in metrics.items()
                         if isinstance(v, float)))

@@ -1,4 +1,5 @@
 """Evaluate a calibrated checkpoint over subnets: the lookup table."""
+import contextlib
 import copy
 import os
 import os.path as osp
@@ -6,19 +7,23 @@ import shutil
 import sys
 from typing import Callable, List, Optional
 
+import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
 
+from ..fileio import atomic_folder
 from ..engine.trained_space import TrainedSpace, check_trained
 from .calibrate_checkpoint import calibrate_subnets, calibration_dataloader_cfg
 from .calibrated_subnet_hook import CalibratedSubnetHook
+from .checked_checkpoint import load_checked_checkpoint
 from .complexity import measure_costs, measure_latency_ms, preprocessed_examples
 from ..hosts import host_of
 from ..internals import mark_checkpoint_loaded
 from ..models.slimming import unwrap_model
 from .apply_subnet import apply_subnet
 from .lookup_table import TableRow
+from .onnx_export import check_threads
 from .subnet import Subnet
 
 
@@ -55,7 +60,8 @@ def build_lookup_table(cfg: Config, checkpoint: str, subnets: List[Subnet],
     ``latency``: False, ``'torch'`` (or True: the PyTorch model on its device)
     or ``'onnxruntime'``: each subnet exported (:mod:`.onnx_export`; the
     family's exported part, one test input) and timed in ONNX Runtime on the
-    CPU with ``threads`` intra-op threads; the files stay in ``onnx_dir``
+    CPU with ``threads`` intra-op threads (default: every CPU this process
+    may use; recorded in each row); the files stay in ``onnx_dir``
     (default: ``<work_dir>/onnx``), named by the subnet's key.
 
     ``on_row``: called with each row as soon as it is measured (the caller's
@@ -64,6 +70,8 @@ def build_lookup_table(cfg: Config, checkpoint: str, subnets: List[Subnet],
     Returns:
         (rows, metric name)
     """
+    runtime = _latency_runtime(latency)
+    threads = latency_threads(runtime, threads)
     cfg = copy.deepcopy(cfg)
     cfg.load_from = checkpoint
     cfg.resume = False
@@ -73,7 +81,7 @@ def build_lookup_table(cfg: Config, checkpoint: str, subnets: List[Subnet],
     hook = CalibratedSubnetHook(allow_untrained=allow_untrained)
     runner = Runner.from_cfg(cfg)
     runner.register_custom_hooks([hook])
-    loaded = runner.load_checkpoint(checkpoint, map_location='cpu')
+    loaded = load_checked_checkpoint(runner, checkpoint)
     untrained = check_trained(subnets, TrainedSpace.from_checkpoint(loaded), allow_untrained)
     mark_checkpoint_loaded(runner)  # runner.test() must not reload it
     calibration = dict(hook.calibration or {})
@@ -85,7 +93,6 @@ def build_lookup_table(cfg: Config, checkpoint: str, subnets: List[Subnet],
 
     probe_loader = Runner.build_dataloader(copy.deepcopy(cfg.test_dataloader),
                                            seed=runner.seed)
-    runtime = _latency_runtime(latency)
     rows, name, onnx_files = [], metric, {}
     host = host_of(runner.model)
     if on_row is None:
@@ -93,24 +100,32 @@ def build_lookup_table(cfg: Config, checkpoint: str, subnets: List[Subnet],
 
         def on_row(row):
             bar.update()
-    for subnet in subnets:
-        hook.subnet = subnet
-        metrics = runner.test()
-        name = pick_metric(host, metrics, name)
-        apply_subnet(runner.model, probe_loader.dataset, subnet)
-        batch = next(iter(probe_loader))
-        costs = measure_costs(runner.model, batch, dict.fromkeys((flops_scope, 'features')))
-        ms = None
-        if runtime == 'torch':
-            ms = measure_latency_ms(runner.model, batch, repeats)
-        elif runtime == 'onnxruntime':
-            ms = _onnxruntime_latency(runner.model, batch, subnet,
-                                      onnx_dir or osp.join(cfg.work_dir, 'onnx'),
-                                      threads, repeats, onnx_files)
-        rows.append(TableRow(subnet, costs[flops_scope], costs['params'],
-                             float(metrics[name]), ms, trained=subnet.key not in untrained,
-                             latency_runtime=runtime, features_flops=costs['features']))
-        on_row(rows[-1])
+    with contextlib.ExitStack() as stack:
+        # the ONNX files are built aside and swapped in whole at the end: an
+        # interrupted table never leaves a folder mixing two runs' graphs
+        graphs = (stack.enter_context(atomic_folder(onnx_dir or osp.join(cfg.work_dir, 'onnx')))
+                  if runtime == 'onnxruntime' else None)
+        for subnet in subnets:
+            hook.subnet = subnet
+            metrics = runner.test()
+            name = pick_metric(host, metrics, name)
+            apply_subnet(runner.model, probe_loader.dataset, subnet)
+            batch = next(iter(probe_loader))
+            costs = measure_costs(runner.model, batch,
+                                  dict.fromkeys((flops_scope, 'features')))
+            ms = None
+            if runtime == 'torch':
+                with torch_threads(threads):
+                    ms = measure_latency_ms(runner.model, batch, repeats)
+            elif runtime == 'onnxruntime':
+                ms = _onnxruntime_latency(runner.model, batch, subnet, graphs, threads,
+                                          repeats, onnx_files)
+            rows.append(TableRow(subnet, costs[flops_scope], costs['params'],
+                                 float(metrics[name]), ms,
+                                 trained=subnet.key not in untrained,
+                                 latency_runtime=runtime, features_flops=costs['features'],
+                                 latency_threads=threads if runtime else None))
+            on_row(rows[-1])
     return rows, name
 
 
@@ -122,6 +137,31 @@ def _latency_runtime(latency) -> Optional[str]:
         raise ValueError(f'latency={latency!r}; valid: False, True (torch), '
                          f'{", ".join(map(repr, LATENCY_RUNTIMES))}')
     return runtime
+
+
+def latency_threads(runtime: Optional[str], threads: Optional[int]) -> Optional[int]:
+    """The CPU threads latency is measured with, made explicit so the table
+    records it: ``threads`` (a positive int), else every CPU this process may
+    use (ONNX Runtime), or PyTorch's current intra-op count (torch)."""
+    check_threads(threads)
+    if runtime is None:
+        return None
+    if threads is None:
+        threads = (len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
+                   else os.cpu_count()) if runtime == 'onnxruntime' else \
+            torch.get_num_threads()
+    return threads
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int):
+    """PyTorch's intra-op threads set to ``threads`` inside the block."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _onnxruntime_latency(model, batch: dict, subnet: Subnet, onnx_dir: str,

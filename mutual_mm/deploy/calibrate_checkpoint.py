@@ -3,7 +3,6 @@ import copy
 import sys
 from typing import Iterable, List, Optional
 
-import torch
 from mmengine.config import Config
 from mmengine.utils import ProgressBar
 
@@ -12,6 +11,8 @@ from ..engine.trained_space import TrainedSpace, check_trained
 from ..ops import WidthGrid
 from .bn_calibration import calibrate_bn
 from .calibrated_subnet_hook import CALIBRATION_KEY
+from .checked_checkpoint import load_checked_checkpoint
+from ..fileio import same_file, save_torch
 from .subnet import Subnet
 from ..datasets.pipeline_reading import (dataset_pipeline_cfg, multi_resolution_cfg,
                                          pipeline_clip_len, pipeline_output_size)
@@ -148,16 +149,20 @@ def calibrate_checkpoint(cfg: Config, checkpoint: str, out: str,
     Subnets outside what the checkpoint was trained on (its
     ``meta['mutual_learning']``) are refused unless ``allow_untrained``."""
     from mmengine.runner import Runner
+    if same_file(checkpoint, out):
+        raise ValueError(f'calibrate_checkpoint: out={out!r} is the input checkpoint; '
+                         'write the calibrated checkpoint to another file (an interrupted '
+                         'or failed write must not be able to touch the trained model)')
     cfg = copy.deepcopy(cfg)
     cfg.load_from = None
     cfg.resume = False
     runner = Runner.from_cfg(cfg)
-    ckpt = runner.load_checkpoint(checkpoint, map_location='cpu')
+    ckpt = load_checked_checkpoint(runner, checkpoint)
     check_trained(subnets, TrainedSpace.from_checkpoint(ckpt), allow_untrained)
     dataloader = Runner.build_dataloader(calibration_dataloader_cfg(cfg, batch_size),
                                          seed=runner.seed)
     calibration = dict(ckpt.get(CALIBRATION_KEY) or {})
     calibration.update(calibrate_subnets(runner.model, dataloader, subnets, num_batches))
     ckpt[CALIBRATION_KEY] = calibration
-    torch.save(ckpt, out)
+    save_torch(ckpt, out)
     return calibration

@@ -1,9 +1,11 @@
 """CalibratedSubnetHook: validate/test a MutualNet checkpoint at one subnet."""
+import os.path as osp
 from typing import Optional
 
 from mmengine.hooks import Hook
 
 from ..engine.trained_space import TrainedSpace, check_trained
+from ..fileio import check_readable_checkpoint
 from ..registry import HOOKS
 from .apply_subnet import apply_subnet
 from .bn_calibration import apply_bn_stats
@@ -79,6 +81,11 @@ class CalibratedSubnetHook(Hook):
         self.trained = None
 
     def before_run(self, runner) -> None:
+        # runs before the Runner loads ``load_from``: an empty or truncated file
+        # is named here instead of failing in torch.load with a bare EOFError
+        load_from = runner.cfg.get('load_from')
+        if isinstance(load_from, str) and osp.exists(load_from):
+            check_readable_checkpoint(load_from)
         if self.subnet is not None:  # set by a caller (the lookup table)
             return
         given_all = None not in self._given.values()  # then the config is not read

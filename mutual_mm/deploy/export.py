@@ -9,6 +9,7 @@ from typing import NamedTuple, Sequence
 import torch
 from torch import nn
 
+from ..fileio import atomic_path, save_torch
 from ..hosts import HostForward, host_of, set_model_width
 from ..models.slimming import unwrap_model
 from ..ops import SlimMixin, export_static
@@ -80,12 +81,13 @@ def export_subnet_files(cfg, checkpoint: str, subnet, out_dir: str,
     from .apply_subnet import apply_subnet, apply_subnet_to_cfg
     from .complexity import preprocessed_examples
     from .calibrated_subnet_hook import CALIBRATION_KEY, apply_calibrated_stats
+    from .checked_checkpoint import load_checked_checkpoint
     os.makedirs(out_dir, exist_ok=True)
     cfg = copy.deepcopy(cfg)
     cfg.work_dir = osp.join(out_dir, 'work')
     cfg.load_from = None
     runner = Runner.from_cfg(copy.deepcopy(cfg))
-    ckpt = runner.load_checkpoint(checkpoint, map_location='cpu')
+    ckpt = load_checked_checkpoint(runner, checkpoint)
     check_trained([subnet], TrainedSpace.from_checkpoint(ckpt), allow_untrained)
     apply_calibrated_stats(runner.model, ckpt.get(CALIBRATION_KEY), subnet, checkpoint)
     loader = Runner.build_dataloader(copy.deepcopy(cfg.test_dataloader), seed=0)
@@ -96,7 +98,7 @@ def export_subnet_files(cfg, checkpoint: str, subnet, out_dir: str,
     static = export_subnet(model, subnet.width, input_shape).eval()
 
     weights = osp.join(out_dir, 'subnet.pth')
-    torch.save(dict(state_dict=static.state_dict(),
+    save_torch(dict(state_dict=static.state_dict(),
                     meta=dict(subnet=subnet.as_dict(), source=checkpoint)), weights)
     apply_subnet_to_cfg(cfg, subnet)  # the test pipeline, SlowFast's slow_input, proposals
     cfg.model = dict(type='MutualStaticSubnet', model=cfg.model, width=subnet.width,
@@ -106,5 +108,6 @@ def export_subnet_files(cfg, checkpoint: str, subnet, out_dir: str,
     cfg.load_from = weights
     cfg.pop('work_dir', None)
     config_path = osp.join(out_dir, 'subnet_config.py')
-    cfg.dump(config_path)
+    with atomic_path(config_path) as tmp:
+        cfg.dump(tmp)
     return ExportedSubnet(weights, config_path, static, examples, cfg)

@@ -2,10 +2,12 @@
 its Pareto frontier, and "best subnet under a budget" (paper §3.4)."""
 import csv
 import json
+import math
 import os.path as osp
 from dataclasses import asdict, dataclass
 from typing import List, Optional, Sequence, Union
 
+from ..fileio import atomic_path
 from .subnet import Subnet
 
 
@@ -29,6 +31,7 @@ class TableRow:
             subnet in ONNX Runtime, CPU).
         features_flops: FLOPs of backbone + neck alone on the same input
             (the part width and resolution act on).
+        latency_threads: CPU threads ``latency_ms`` was measured with.
     """
     subnet: Subnet
     flops: float
@@ -38,6 +41,7 @@ class TableRow:
     trained: bool = True
     latency_runtime: Optional[str] = None
     features_flops: Optional[float] = None
+    latency_threads: Optional[int] = None
 
     def as_dict(self) -> dict:
         out = dict(key=self.subnet.key, **self.subnet.as_dict())
@@ -46,26 +50,49 @@ class TableRow:
 
     @classmethod
     def from_dict(cls, d: dict) -> 'TableRow':
-        scale = d.get('scale')
-        if isinstance(scale, str):  # from CSV
-            scale = None if scale in ('', 'None') else json.loads(scale)
-        if isinstance(scale, list):
-            scale = tuple(scale)
-        frames, proposals = (_optional(d, k, int) for k in ('frames', 'proposals'))
-        latency, features_flops = (_optional(d, k, float)
+        """A row from a CSV or JSON table; ``ValueError`` naming the column
+        that is missing or unreadable."""
+        scale = _column(d, 'scale', _parse_scale, required=False)
+        frames, proposals = (_column(d, k, int, required=False)
+                             for k in ('frames', 'proposals'))
+        latency, features_flops = (_column(d, k, float, required=False)
                                    for k in ('latency_ms', 'features_flops'))
         trained = d.get('trained', True)
         trained = trained not in (False, 'False', 'false', '0', 0)
-        runtime = _optional(d, 'latency_runtime', str)
-        return cls(Subnet(float(d['width']), scale, frames, proposals), float(d['flops']),
-                   float(d['params']), float(d['metric']), latency, trained, runtime,
-                   features_flops)
+        runtime = _column(d, 'latency_runtime', str, required=False)
+        threads = _column(d, 'latency_threads', int, required=False)
+        width, flops, params, metric = (_column(d, k, float)
+                                        for k in ('width', 'flops', 'params', 'metric'))
+        return cls(Subnet(width, scale, frames, proposals), flops, params, metric, latency,
+                   trained, runtime, features_flops, threads)
+
+    def usable(self) -> bool:
+        """Whether the row's metric and costs are all finite numbers (a row
+        whose evaluation or measurement failed is never chosen)."""
+        values = [self.metric, self.flops] + \
+            ([self.latency_ms] if self.latency_ms is not None else [])
+        return all(math.isfinite(v) for v in values)
 
 
-def _optional(d: dict, key: str, kind):
-    """``d[key]`` as ``kind``, None where it is absent or empty (CSV/JSON)."""
+def _parse_scale(value):
+    if isinstance(value, str):  # from CSV
+        value = json.loads(value)
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _column(d: dict, key: str, kind, required: bool = True):
+    """``d[key]`` as ``kind``; None where an optional column is absent or
+    empty (CSV/JSON); ``ValueError`` naming the column otherwise."""
     value = d.get(key)
-    return None if value in (None, '', 'None') else kind(value)
+    if value in (None, '', 'None'):
+        if required:
+            raise ValueError(f'column {key!r} is missing or empty' if key not in d else
+                             f'column {key!r} is empty')
+        return None
+    try:
+        return kind(value)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f'column {key!r}: cannot read {value!r} ({err})') from None
 
 
 Table = Union[Sequence[TableRow], str]
@@ -80,16 +107,25 @@ def _cost(cost: str):
     return (lambda r: r.flops) if cost == 'flops' else (lambda r: r.latency_ms)
 
 
-def pareto_frontier(rows: Sequence[TableRow], cost: str = 'flops') -> List[TableRow]:
+def candidates(rows: Sequence[TableRow], include_untrained: bool = False) -> List[TableRow]:
+    """The rows a budget may choose, by the one rule :func:`pareto_frontier`
+    and :func:`select_subnet` share: a finite metric and finite costs
+    (:meth:`TableRow.usable`), and trained (rows tabulated with
+    ``allow_untrained`` only when ``include_untrained``)."""
+    return [r for r in rows if r.usable() and (r.trained or include_untrained)]
+
+
+def pareto_frontier(rows: Sequence[TableRow], cost: str = 'flops',
+                    include_untrained: bool = False) -> List[TableRow]:
     """The rows no other row beats: sorted by cost (FLOPs, or latency), each
     with a higher metric than every cheaper row (the best subnet for each
-    budget)."""
+    budget), among the :func:`candidates`."""
     key = _cost(cost)
     if cost == 'latency' and any(r.latency_ms is None for r in rows):
         raise ValueError('pareto_frontier(cost="latency"): the table has no latencies; '
                          'build it with --latency')
     frontier, best = [], float('-inf')
-    for row in sorted(rows, key=lambda r: (key(r), -r.metric)):
+    for row in sorted(candidates(rows, include_untrained), key=lambda r: (key(r), -r.metric)):
         if row.metric > best:
             frontier.append(row)
             best = row.metric
@@ -97,40 +133,61 @@ def pareto_frontier(rows: Sequence[TableRow], cost: str = 'flops') -> List[Table
 
 
 def load_table(path: str) -> List[TableRow]:
-    if path.endswith('.json'):
-        with open(path) as f:
-            return [TableRow.from_dict(d) for d in json.load(f)['rows']]
-    with open(path, newline='') as f:
-        return [TableRow.from_dict(d) for d in csv.DictReader(f)]
+    """The rows of a table written by :func:`save_table` (``.csv`` or
+    ``.json``); ``ValueError`` naming the file, the row and the column of
+    anything unreadable."""
+    check_file = 'a table written by tools/build_lookup_table.py'
+    try:
+        if path.endswith('.json'):
+            with open(path) as f:
+                dicts = json.load(f)['rows']
+        else:
+            with open(path, newline='') as f:
+                dicts = list(csv.DictReader(f))
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f'{path} is not {check_file}: {err!r}') from None
+    rows = []
+    for number, d in enumerate(dicts, start=1):
+        try:
+            rows.append(TableRow.from_dict(d))
+        except ValueError as err:
+            raise ValueError(f'{path}, row {number} ({d.get("key", "no key")}): {err}') \
+                from None
+    return rows
 
 
 def save_table(rows: Sequence[TableRow], prefix: str, metric_name: str = 'metric') -> dict:
-    """Write ``prefix.csv`` and ``prefix.json`` (rows and frontier)."""
+    """Write ``prefix.csv`` and ``prefix.json`` (rows and frontier), each to a
+    temporary name first, both moved into place once both are complete."""
     dicts = [r.as_dict() for r in rows]
-    fields = list(dicts[0])
-    with open(prefix + '.csv', 'w', newline='') as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        for d in dicts:
-            writer.writerow({**d, 'scale': json.dumps(d['scale'])})
     frontier = [r.subnet.key for r in pareto_frontier(rows)]
-    with open(prefix + '.json', 'w') as f:
-        json.dump(dict(metric=metric_name, rows=dicts, pareto=frontier), f, indent=1)
-    return dict(csv=prefix + '.csv', json=prefix + '.json')
+    paths = dict(csv=prefix + '.csv', json=prefix + '.json')
+    with atomic_path(paths['csv']) as csv_tmp, atomic_path(paths['json']) as json_tmp:
+        with open(csv_tmp, 'w', newline='') as f:
+            writer = csv.DictWriter(f, fieldnames=list(dicts[0]))
+            writer.writeheader()
+            for d in dicts:
+                writer.writerow({**d, 'scale': json.dumps(d['scale'])})
+        with open(json_tmp, 'w') as f:
+            json.dump(dict(metric=metric_name, rows=dicts, pareto=frontier), f, indent=1)
+    return paths
 
 
 def select_subnet(table: Table, max_flops: Optional[float] = None,
-                  max_latency_ms: Optional[float] = None) -> TableRow:
-    """The best-metric subnet within the budget (ties: fewer FLOPs).
+                  max_latency_ms: Optional[float] = None,
+                  include_untrained: bool = False) -> TableRow:
+    """The best-metric subnet within the budget (ties: fewer FLOPs), among
+    the :func:`candidates` (the rows :func:`pareto_frontier` draws from).
 
     Args:
         table: rows, or the path of a table written by :func:`save_table`.
         max_flops: FLOPs budget per input.
         max_latency_ms: latency budget (needs a table with latencies).
+        include_untrained: also choose rows marked ``trained=False``.
 
     Raises:
         ValueError: a budget that is not positive; nothing fits (the message
-            gives the cheapest subnets).
+            gives the cheapest subnets and the rows left out).
     """
     for name, budget in (('max_flops', max_flops), ('max_latency_ms', max_latency_ms)):
         if budget is not None and not budget > 0:
@@ -142,19 +199,39 @@ def select_subnet(table: Table, max_flops: Optional[float] = None,
     if max_latency_ms is not None and any(r.latency_ms is None for r in rows):
         raise ValueError('select_subnet: max_latency_ms given but the table has no '
                          'latencies; build it with --latency')
-    fits = [r for r in rows
+    pool = candidates(rows, include_untrained)
+    left_out = _left_out(rows, include_untrained)
+    fits = [r for r in pool
             if (max_flops is None or r.flops <= max_flops)
             and (max_latency_ms is None or r.latency_ms <= max_latency_ms)]
     if not fits:
-        cheapest = min(rows, key=lambda r: r.flops)
-        fastest = min(rows, key=lambda r: r.latency_ms or 0)
+        if not pool:
+            raise ValueError(f'select_subnet: no row can be chosen ({left_out})')
+        cheapest = min(pool, key=lambda r: r.flops)
+        fastest = min(pool, key=lambda r: r.latency_ms or 0)
         raise ValueError(
             f'select_subnet: no subnet fits max_flops={max_flops} '
             f'max_latency_ms={max_latency_ms}; the cheapest is {cheapest.subnet.key} '
             f'({cheapest.flops:.4g} FLOPs'
             + (f', fastest {fastest.subnet.key} at {fastest.latency_ms:.3g} ms)'
-               if max_latency_ms is not None else ')'))
+               if max_latency_ms is not None else ')')
+            + (f'; {left_out}' if left_out else ''))
     return max(fits, key=lambda r: (r.metric, -r.flops))
+
+
+def _left_out(rows: Sequence[TableRow], include_untrained: bool) -> str:
+    """Which rows :func:`candidates` drops, and why (empty: none)."""
+    broken = [r.subnet.key for r in rows if not r.usable()]
+    untrained = [r.subnet.key for r in rows if r.usable() and not r.trained
+                 and not include_untrained]
+    parts = []
+    if broken:
+        parts.append(f'left out for a non-finite metric or cost: {", ".join(broken[:5])}'
+                     + (' ...' if len(broken) > 5 else ''))
+    if untrained:
+        parts.append(f'left out as untrained (include_untrained=True to allow): '
+                     f'{", ".join(untrained[:5])}' + (' ...' if len(untrained) > 5 else ''))
+    return '; '.join(parts)
 
 
 def plot_table(rows: Sequence[TableRow], path: str, metric_name: str = 'metric',
@@ -198,7 +275,8 @@ def plot_table(rows: Sequence[TableRow], path: str, metric_name: str = 'metric',
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
     return path
 

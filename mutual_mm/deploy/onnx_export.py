@@ -16,7 +16,6 @@ rewriting works only with the TorchScript one), opset 17 (detectors through
 MMDeploy: 16). Recognizers' and classifiers' input shape is fixed (the
 subnet's; batch 1); a whole detector's height and width are dynamic.
 """
-import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..fileio import atomic_path
 from ..hosts import HostForward, host_of
 from .complexity import median_ms
 from .export import export_subnet
@@ -87,10 +87,12 @@ def export_subnet_onnx(static: nn.Module, inputs: torch.Tensor, data_samples, pa
     """Write ``part`` of the static subnet as ONNX at ``path``, traced on one
     preprocessed input (``inputs`` of batch 1, its ``data_samples``)."""
     part = onnx_part(static, part)
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    if uses_mmdeploy(static, part):
-        return mmdeploy_export.export_detector_onnx(static, inputs, data_samples, path)
-    return export_onnx(exported_part(static, part), tuple(inputs.shape), path)
+    with atomic_path(path) as tmp:
+        if uses_mmdeploy(static, part):
+            mmdeploy_export.export_detector_onnx(static, inputs, data_samples, tmp)
+        else:
+            export_onnx(exported_part(static, part), tuple(inputs.shape), tmp)
+    return path
 
 
 @torch.no_grad()
@@ -125,11 +127,13 @@ def write_checked_onnx(static: nn.Module, examples: Sequence, out_dir: str,
     above the tolerance fails, naming it."""
     part = onnx_part(static, part)
     inputs, samples = examples[0]
-    path = export_subnet_onnx(static, inputs, samples, osp.join(out_dir, name), part)
-    check = check_subnet_onnx(static, path, examples, part)
-    if not check['within_tolerance']:
-        raise RuntimeError(f'{path}: ONNX Runtime differs from PyTorch beyond the '
-                           f'tolerance: {check}')
+    path = osp.join(out_dir, name)
+    with atomic_path(path) as tmp:  # in place only once checked
+        export_subnet_onnx(static, inputs, samples, tmp, part)
+        check = check_subnet_onnx(static, tmp, examples, part)
+        if not check['within_tolerance']:
+            raise RuntimeError(f'{path}: ONNX Runtime differs from PyTorch beyond the '
+                               f'tolerance (the file is not written): {check}')
     return dict(path=path, part=part, **check)
 
 
@@ -157,12 +161,22 @@ def export_onnx(part: nn.Module, input_shape: Sequence[int], path: str) -> str:
 RELATIVE_TOLERANCE = 1e-4
 
 
+def check_threads(threads: Optional[int]) -> Optional[int]:
+    """``threads`` if it is None or a positive int; else ``ValueError``
+    (ONNX Runtime would take 0 as "its default" without a word)."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):
+        raise ValueError(f'threads={threads!r}; valid: a positive number of CPU threads, '
+                         'or None (the runtime\'s default)')
+    return threads
+
+
 def onnx_session(path: str, threads: Optional[int] = None):
     """An ONNX Runtime session on the CPU execution provider (``threads``
     intra-op threads; None: its default)."""
     ort = _need_onnxruntime()
     options = ort.SessionOptions()
-    if threads:
+    if check_threads(threads) is not None:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])

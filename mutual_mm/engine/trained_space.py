@@ -8,7 +8,7 @@ complaint but was never trained. Deployment (calibration, testing at a
 subnet, the lookup table, export) checks against this record.
 """
 from dataclasses import asdict, dataclass
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from mmengine.logging import print_log
 
@@ -17,8 +17,21 @@ ALLOW_HINT = ('pass --allow-untrained (allow_untrained=True) to use it anyway; i
               'then logged and marked in the lookup table')
 
 
-def _short_side(scale) -> int:
-    return int(min(scale)) if isinstance(scale, (tuple, list)) else int(scale)
+def _box(scale) -> Tuple[float, float]:
+    """(long, short) of a scale; an int ``s`` is the box mmcv's keep-ratio
+    ``Resize(scale=s)`` fits images into, ``(s, s)``."""
+    if isinstance(scale, (tuple, list)):
+        return float(max(scale)), float(min(scale))
+    return float(scale), float(scale)
+
+
+def _short_sides(scales: Sequence, aspect: float) -> List[float]:
+    """The short side of an image whose long/short ratio is ``aspect`` after
+    a keep-ratio resize to each of ``scales``: what decides which views a
+    subnet lies between when int and (long, short) scales mix (an int 96 and
+    (128, 96) give a 4:3 image 72 and 96 px short sides). With ints alone the
+    aspect is 1 and the sides are the ints themselves."""
+    return [min(long / aspect, short) for long, short in map(_box, scales)]
 
 
 @dataclass(frozen=True)
@@ -45,7 +58,8 @@ class TrainedSpace:
     @classmethod
     def from_checkpoint(cls, checkpoint: dict) -> Optional['TrainedSpace']:
         """The record of a checkpoint; None for one written without the hook
-        (or before it kept this record): nothing to check against."""
+        (or before it kept this record): :func:`check_trained` then knows
+        only the full width as trained."""
         meta = (checkpoint or {}).get('meta') or {}
         record = meta.get(META_KEY)
         return cls(**record) if record else None
@@ -66,8 +80,13 @@ class TrainedSpace:
         if not lo - 1e-6 <= subnet.width <= hi + 1e-6:
             reasons.append(f'width {subnet.width:g} is outside {lo:g}..{hi:g}')
         if self.scales and subnet.scale is not None:
-            sides = [_short_side(s) for s in self.scales]
-            if not min(sides) <= _short_side(subnet.scale) <= max(sides):
+            # the images' aspect, as the first (long, short) scale fits them
+            boxes = [_box(s) for s in list(self.scales) + [subnet.scale]
+                     if isinstance(s, (tuple, list))]
+            aspect = boxes[0][0] / boxes[0][1] if boxes else 1.0
+            sides = _short_sides(self.scales, aspect)
+            side = _short_sides([subnet.scale], aspect)[0]
+            if not min(sides) - 1e-6 <= side <= max(sides) + 1e-6:
                 reasons.append(f'input size {subnet.scale} is outside the trained '
                                f'{self.scales}')
         if self.frames and subnet.frames is not None:
@@ -77,19 +96,27 @@ class TrainedSpace:
         return reasons
 
 
+NO_RECORD = ('the checkpoint holds no record of MutualNet training (meta '
+             f'{META_KEY!r}: trained without MutualLearningHook?), so only its full '
+             'width is known to be trained')
+
+
 def check_trained(subnets: Iterable, space: Optional[TrainedSpace],
                   allow_untrained: bool = False) -> Dict[str, List[str]]:
     """Raise ``ValueError`` for subnets outside ``space`` (naming what
     was trained), or, with ``allow_untrained``, log a warning; returns
-    ``{config key: reasons}`` of those outside."""
+    ``{config key: reasons}`` of those outside. Without a record
+    (``space`` None) every width below 1 counts as outside."""
     if space is None:
-        return {}
-    outside = {c.key: r for c in subnets for r in [space.untrained_reasons(c)] if r}
+        outside = {c.key: ['width below 1 with no record']
+                   for c in subnets if c.width < 1 - 1e-6}
+    else:
+        outside = {c.key: r for c in subnets for r in [space.untrained_reasons(c)] if r}
     if not outside:
         return outside
     listing = '; '.join(f'{key}: {", ".join(r)}' for key, r in outside.items())
-    message = (f'subnet(s) the checkpoint was not trained on ({listing}); it '
-               f'was trained on {space.describe()}')
+    message = (f'subnet(s) the checkpoint was not trained on ({listing}); ' +
+               (NO_RECORD if space is None else f'it was trained on {space.describe()}'))
     if not allow_untrained:
         raise ValueError(f'{message}. {ALLOW_HINT}')
     print_log(f'{message}; used anyway (allow_untrained)', logger='current', level=30)
