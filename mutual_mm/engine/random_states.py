@@ -6,15 +6,22 @@ augmentation (numpy, python ``random``) and the model's own randomness (dropout:
 torch CPU / CUDA) draw other numbers than the uninterrupted run would. The
 states are stored as plain python values and tensors, so they load under
 ``torch.load(weights_only=True)``.
+
+Every process has its own states (``randomness.diff_rank_seed=True`` seeds each
+rank differently; even with one seed the ranks' augmentations draw different
+amounts), so the checkpoint holds one entry per rank: see :class:`RankStates`.
 """
 import random
-from typing import Dict
+from typing import Dict, List, Optional, Union
 
 import numpy as np
 import torch
+from mmengine.dist import all_gather_object, get_rank, get_world_size
 
 
 def capture_random_states() -> Dict:
+    """This process's python, numpy, torch CPU and (when initialised) CUDA
+    random states."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     states = dict(python=random.getstate(),
                   numpy=(kind, keys.tolist(), int(pos), int(has_gauss), float(gauss)),
@@ -25,13 +32,78 @@ def capture_random_states() -> Dict:
 
 
 def restore_random_states(states: Dict) -> None:
+    """Set this process's generators to ``states`` (from
+    :func:`capture_random_states`)."""
     version, internal, gauss = states['python']
     random.setstate((version, tuple(internal), gauss))
     kind, keys, pos, has_gauss, gauss = states['numpy']
     np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
-    torch.set_rng_state(states['torch'])
+    # mmengine's resume loads the checkpoint onto the training device; the
+    # generators take their states as CPU byte tensors only
+    torch.set_rng_state(states['torch'].cpu())
     if 'cuda' in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states['cuda'])
+        torch.cuda.set_rng_state_all([s.cpu() for s in states['cuda']])
+
+
+class RankStates:
+    """Every rank's random states, for the checkpoint that rank 0 writes alone.
+
+    mmengine's ``Runner.save_checkpoint`` is ``master_only``: the
+    ``before_save_checkpoint`` hooks run on rank 0 only, where the other ranks'
+    states cannot be read. So every rank hands its states over (an
+    ``all_gather_object``, a collective: every rank calls :meth:`share` at the
+    same points) wherever a checkpoint may follow: at the end of each training
+    iteration and at the start of a validation. A checkpoint gets the states of
+    the last such point; in between, nothing must draw from the generators
+    (mmengine's own hooks between the sharing hook and ``CheckpointHook`` do not).
+    One process shares nothing: its checkpoint takes its states as they are.
+
+    In the checkpoint the states are a list indexed by rank. On resume every rank
+    restores its own entry (:meth:`own`). A checkpoint written by another number
+    of processes is resumed with a warning naming both numbers, as mmengine
+    resumes it (the run continues, but cannot draw what the uninterrupted one
+    would): ranks present in both restore their own states, the others keep the
+    ones ``randomness`` seeded. An older checkpoint holds one dict (the states of
+    the process that saved it, rank 0): it counts as written by one process.
+    """
+
+    def __init__(self):
+        self._shared: Optional[List[Dict]] = None
+
+    def share(self, states: Optional[Dict] = None) -> None:
+        """Collect every rank's states (this rank's: ``states``, or captured
+        now); call on every rank, at the same points. A no-op in one process."""
+        if get_world_size() > 1:
+            self._shared = all_gather_object(
+                capture_random_states() if states is None else states)
+
+    def of_every_rank(self, states: Dict) -> List[Dict]:
+        """The checkpoint entry, indexed by rank; ``states`` are the saving
+        process's own, used when it runs alone (or before any rank shared: a
+        resume then warns that the other ranks' states are missing)."""
+        if get_world_size() > 1 and self._shared is not None:
+            return self._shared
+        return [states]
+
+    @staticmethod
+    def own(entry: Union[Dict, List[Dict]], logger) -> Optional[Dict]:
+        """This rank's states in a checkpoint ``entry`` (None: it has none); a
+        warning on ``logger`` when the entry comes from another number of
+        processes."""
+        older = isinstance(entry, dict)
+        saved = [entry] if older else list(entry)
+        rank, world_size = get_rank(), get_world_size()
+        if len(saved) != world_size:
+            written = ('an older checkpoint: the random states of the process that '
+                       'saved it only' if older else
+                       f'the random states of {len(saved)} processes')
+            logger.warning(
+                f'MutualLearningHook: the checkpoint holds {written}, and this run has '
+                f'{world_size} process(es): ranks 0..{min(len(saved), world_size) - 1} '
+                'restore the states saved for their rank, the others keep the ones '
+                '`randomness` seeded; the resumed run will not draw the numbers the '
+                'uninterrupted one would')
+        return saved[rank] if rank < len(saved) else None
 
 
 class RestoreBeforeBatch:

@@ -3,6 +3,7 @@ import random
 from typing import Optional, Sequence, Tuple
 
 import torch
+from mmengine.dist import broadcast_object_list
 from mmengine.hooks import Hook
 from mmengine.runner import IterBasedTrainLoop
 
@@ -15,7 +16,7 @@ from ..cohort import Member, sample_cohort
 from ..mutual_step import NonFiniteLossError, mutual_train_step
 from ..trained_space import META_KEY as TRAINED_META_KEY
 from ..trained_space import TrainedSpace
-from ..random_states import (RestoreBeforeBatch, capture_random_states,
+from ..random_states import (RankStates, RestoreBeforeBatch, capture_random_states,
                              restore_random_states)
 
 CHECKPOINT_KEY = 'mutual_learning'
@@ -63,11 +64,15 @@ class MutualLearningHook(Hook):
             ``Resize`` takes them, boxes and masks rescaled; no frames).
             Defaults to None (the pipeline's MultiResolution views).
         seed (int, optional): seed of the cohort sampler; defaults to the run's
-            seed (the same on every rank). Its state is saved in checkpoints,
-            with the python, numpy and torch (CPU, CUDA) random states, so a
+            seed (``randomness.seed``, or the one mmengine drew for it). Rank 0's
+            is used on every rank, so all ranks train the same cohort, also with
+            ``randomness.diff_rank_seed=True`` (which adds the rank to the seed
+            of each rank's own generators). Its state is saved in checkpoints,
+            with every rank's python, numpy and torch (CPU, CUDA) random states
+            (see :class:`~mutual_mm.engine.random_states.RankStates`), so a
             resumed run draws the same cohorts, augmentations and dropout masks
             as the uninterrupted one (with ``num_workers=0``; worker processes
-            seed their own generators).
+            seed their own generators, and with the same number of processes).
     """
 
     priority = 'NORMAL'
@@ -98,13 +103,17 @@ class MutualLearningHook(Hook):
         self._iteration = None
         self._pending_random_states = None
         self._states_before_val = None
+        self._rank_states = RankStates()
         self._handles = []
         self._stock_train_step = None
         self._running_stat_norms = []
 
     # --------------------------------------------------------------- set-up
     def before_run(self, runner) -> None:
-        self.rng.seed(self.seed if self.seed is not None else runner.seed)
+        # runner.seed is rank 0's seed plus the rank under diff_rank_seed
+        seed = [self.seed if self.seed is not None else runner.seed]
+        broadcast_object_list(seed)  # the same cohorts on every rank
+        self.rng.seed(seed[0])
 
     def before_train(self, runner) -> None:
         wrapper = runner.model
@@ -182,6 +191,7 @@ class MutualLearningHook(Hook):
     # other numbers than the uninterrupted one.
     def before_val(self, runner) -> None:
         self._states_before_val = capture_random_states()
+        self._rank_states.share(self._states_before_val)  # for the best checkpoint
 
     def after_val(self, runner) -> None:
         if self._states_before_val is not None:
@@ -208,6 +218,8 @@ class MutualLearningHook(Hook):
                 f'{runner.iter + 1}: {count} of {len(named)} tensors ({names}); training '
                 'stopped before any checkpoint was replaced (the kept ones are finite). '
                 'Lower the learning rate or clip gradients (optim_wrapper.clip_grad)')
+        # CheckpointHook (lower priority) may save next, on rank 0 only
+        self._rank_states.share()
 
     def _train_step_of(self, wrapper):
 
@@ -277,8 +289,9 @@ class MutualLearningHook(Hook):
         # a checkpoint written during validation (the best one) carries the
         # training's streams as they were before the validation started
         states = self._states_before_val or capture_random_states()
-        checkpoint[CHECKPOINT_KEY] = dict(rng_state=self.rng.getstate(),
-                                          random_states=states)
+        checkpoint[CHECKPOINT_KEY] = dict(
+            rng_state=self.rng.getstate(),
+            random_states=self._rank_states.of_every_rank(states))
         if hasattr(self, 'views'):  # what deployment may use: see trained_space
             checkpoint.setdefault('meta', {})[TRAINED_META_KEY] = \
                 self.trained_space().as_meta()
@@ -298,7 +311,9 @@ class MutualLearningHook(Hook):
             # Restored at the first iteration, not here: on resume the loop first
             # replays the data loader up to the checkpoint's iteration, and the
             # replayed augmentations draw from the same generators.
-            self._pending_random_states = state.get('random_states')
+            saved = state.get('random_states')
+            self._pending_random_states = (
+                None if saved is None else RankStates.own(saved, runner.logger))
 
 
 
