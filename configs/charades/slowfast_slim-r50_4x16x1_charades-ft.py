@@ -61,6 +61,7 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=1e-4 / 0.0375, by_epoch=True, begin=0, end=4,
          convert_to_iter_based=True),
     dict(type='MultiStepLR', by_epoch=True, begin=0, end=57, milestones=[41, 49], gamma=0.1)]
-default_hooks = dict(checkpoint=dict(interval=6, max_keep_ckpts=3, save_best='charades/mAP',
-                                     rule='greater'))
+# SafeCheckpointHook: a full disk leaves the kept and best checkpoints loadable
+default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook', interval=6, max_keep_ckpts=3,
+                                     save_best='charades/mAP', rule='greater'))
 auto_scale_lr = dict(enable=False, base_batch_size=16)

@@ -75,8 +75,10 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
     dict(type='CosineAnnealingLR', by_epoch=False, begin=50, end=max_iters, eta_min=1e-4),
 ]
+# SafeCheckpointHook: a full disk leaves the previous checkpoint to resume from
 default_hooks = dict(logger=dict(interval=25),
-                     checkpoint=dict(by_epoch=False, interval=max_iters))
+                     checkpoint=dict(type='SafeCheckpointHook', by_epoch=False,
+                                     interval=max_iters))
 log_processor = dict(by_epoch=False)
 auto_scale_lr = dict(enable=False)
 randomness = dict(seed=0)  # the README's numbers are this run's

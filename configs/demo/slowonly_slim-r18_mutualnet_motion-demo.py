@@ -58,8 +58,10 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=0.05, by_epoch=False, begin=0, end=20),
     dict(type='CosineAnnealingLR', by_epoch=False, begin=20, end=max_iters, eta_min=1e-4),
 ]
+# SafeCheckpointHook: a full disk leaves the previous checkpoint to resume from
 default_hooks = dict(logger=dict(interval=20),
-                     checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1))
+                     checkpoint=dict(type='SafeCheckpointHook', by_epoch=False,
+                                     interval=max_iters, max_keep_ckpts=1))
 log_processor = dict(by_epoch=False)
 auto_scale_lr = dict(enable=False)
 randomness = dict(seed=0)  # the README's numbers are this run's

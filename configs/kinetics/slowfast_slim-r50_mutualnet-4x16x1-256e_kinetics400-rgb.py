@@ -13,6 +13,10 @@ model = dict(backbone=dict(
 
 # No MultiResolution: the backbone makes the Slow pathway's views, so the stock
 # pipeline (32 frames at 224 px for the Fast pathway) stays as it is.
+# SafeCheckpointHook: a full disk leaves the kept and best checkpoints loadable (the
+# stock hook deletes the old ones first); the stock interval and max_keep_ckpts=3 stay
+default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook'))
+
 custom_hooks = [
     dict(type='MutualLearningHook', width_range=(0.63, 1.0), num_random=2, distill='kl'),
     dict(type='CalibratedSubnetHook'),  # val/test width (full network by default)

@@ -23,6 +23,10 @@ train_pipeline = [
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 
+# SafeCheckpointHook: a full disk leaves the kept and best checkpoints loadable (the
+# stock hook deletes the old ones first); the stock interval and max_keep_ckpts=3 stay
+default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook'))
+
 custom_hooks = [
     dict(type='MutualLearningHook', width_range=(0.5, 1.0), num_random=2, distill='kl'),
     # val/test at one subnet with its calibrated BN statistics (default: the

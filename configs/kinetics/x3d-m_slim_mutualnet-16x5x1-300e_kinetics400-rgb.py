@@ -57,7 +57,8 @@ param_scheduler = [
          convert_to_iter_based=True),
     dict(type='CosineAnnealingLR', T_max=265, eta_min=0, by_epoch=True, begin=35, end=300),
 ]
-default_hooks = dict(checkpoint=dict(interval=5, max_keep_ckpts=3))
+# SafeCheckpointHook: a full disk leaves the kept and best checkpoints loadable
+default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook', interval=5, max_keep_ckpts=3))
 auto_scale_lr = dict(enable=False, base_batch_size=128)
 
 custom_hooks = [

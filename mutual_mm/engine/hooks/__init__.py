@@ -1,3 +1,4 @@
 from .mutual_learning_hook import MutualLearningHook
+from .safe_checkpoint_hook import SafeCheckpointHook
 
-__all__ = ['MutualLearningHook']
+__all__ = ['MutualLearningHook', 'SafeCheckpointHook']
