@@ -2,7 +2,7 @@
 
     python tools/calibrate_bn.py CONFIG CHECKPOINT --out CALIBRATED \
         [--widths 1.0 0.8 0.6] [--resolutions 224 160 | 1000x600 1000x360] \
-        [--frames 8 5 3] [--num-batches 10] [--batch-size N]
+        [--frames 8 5 3] [--num-batches 10] [--batch-size N] [--exact]
 
 Defaults: every trained subnet (the MutualLearningHook's width grid x the
 MultiResolution scales [x frames] of CONFIG; for SlowFast, whose backbone makes
@@ -31,6 +31,10 @@ def main(argv=None):
     parser.add_argument('--frames', type=int, nargs='+')
     parser.add_argument('--num-batches', type=int, default=10)
     parser.add_argument('--batch-size', type=int)
+    parser.add_argument('--exact', action='store_true',
+                        help='one pass per BN depth: every layer gets the statistics of '
+                        'the whole calibration set, however it is batched (5-18x the '
+                        'time; see mutual_mm/deploy/bn_calibration.py)')
     parser.add_argument('--work-dir', default=None,
                         help='where the Runner logs (default: next to --out)')
     parser.add_argument('--allow-untrained', action='store_true',
@@ -42,7 +46,7 @@ def main(argv=None):
     subnets = trained_subnets(cfg, args.widths, args.resolutions, args.frames)
     calibration = calibrate_checkpoint(cfg, args.checkpoint, args.out, subnets,
                                        args.num_batches, args.batch_size,
-                                       args.allow_untrained)
+                                       args.allow_untrained, args.exact)
     print(f'\ncalibrated {len(subnets)} subnets '
           f'({len(calibration)} in the checkpoint) -> {args.out}')
 

@@ -112,8 +112,9 @@ def calibration_dataloader_cfg(cfg: Config, batch_size: Optional[int] = None) ->
 
 
 def calibrate_subnets(model, dataloader, subnets: Iterable[Subnet],
-                      num_batches: int, progress: bool = True) -> dict:
-    """Calibrate ``model`` at every subnet; returns the checkpoint entry
+                      num_batches: int, progress: bool = True, exact: bool = False) -> dict:
+    """Calibrate ``model`` at every subnet (``exact``: see
+    :func:`~mutual_mm.deploy.bn_calibration.calibrate_bn`); returns the checkpoint entry
     ``{subnet.key: {'subnet': ..., 'stats': {bn: (mean, var)}}}``. The model's
     BN buffers are restored afterwards (it stays at the last subnet).
     Each subnet is applied by :func:`apply_subnet` (pipeline, or the Slow
@@ -128,7 +129,8 @@ def calibrate_subnets(model, dataloader, subnets: Iterable[Subnet],
     try:
         for subnet in subnets:
             apply_subnet(model, dataloader.dataset, subnet)
-            stats = calibrate_bn(model, iter(dataloader), num_batches, subnet.width)
+            stats = calibrate_bn(model, iter(dataloader), num_batches, subnet.width,
+                                 exact=exact)
             result[subnet.key] = dict(subnet=subnet.as_dict(),
                                       stats=stats)
             if bar:
@@ -141,13 +143,15 @@ def calibrate_subnets(model, dataloader, subnets: Iterable[Subnet],
 def calibrate_checkpoint(cfg: Config, checkpoint: str, out: str,
                          subnets: List[Subnet], num_batches: int = 10,
                          batch_size: Optional[int] = None,
-                         allow_untrained: bool = False) -> dict:
+                         allow_untrained: bool = False, exact: bool = False) -> dict:
     """Load ``checkpoint`` into the config's model, calibrate every subnet
     and write the checkpoint with the statistics added under
     ``bn_calibration`` (the trained weights and statistics are unchanged).
 
     Subnets outside what the checkpoint was trained on (its
-    ``meta['mutual_learning']``) are refused unless ``allow_untrained``."""
+    ``meta['mutual_learning']``) are refused unless ``allow_untrained``;
+    ``exact``: one pass per BN depth (every layer's statistics independent of
+    the batching, see :func:`~mutual_mm.deploy.bn_calibration.calibrate_bn`)."""
     from mmengine.runner import Runner
     if same_file(checkpoint, out):
         raise ValueError(f'calibrate_checkpoint: out={out!r} is the input checkpoint; '
@@ -162,7 +166,8 @@ def calibrate_checkpoint(cfg: Config, checkpoint: str, out: str,
     dataloader = Runner.build_dataloader(calibration_dataloader_cfg(cfg, batch_size),
                                          seed=runner.seed)
     calibration = dict(ckpt.get(CALIBRATION_KEY) or {})
-    calibration.update(calibrate_subnets(runner.model, dataloader, subnets, num_batches))
+    calibration.update(calibrate_subnets(runner.model, dataloader, subnets, num_batches,
+                                         exact=exact))
     ckpt[CALIBRATION_KEY] = calibration
     save_torch(ckpt, out)
     return calibration
