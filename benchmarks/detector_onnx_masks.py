@@ -13,8 +13,9 @@ When the third row equals the first, the segm gap is the pasting resolution.
 import argparse
 import copy
 import json
-import os
 import os.path as osp
+import sys
+import time
 import warnings
 
 warnings.filterwarnings('ignore')
@@ -25,7 +26,10 @@ from mmengine.runner import Runner  # noqa: E402
 
 from mutual_mm.deploy.mmdeploy_export import detections_to_instances  # noqa: E402
 from mutual_mm.deploy.onnx_export import evaluate_onnx_detector  # noqa: E402
+from mutual_mm.fileio import write_text  # noqa: E402
 from mutual_mm.utils import load_config  # noqa: E402
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # common.py
 
 KEYS = ('coco/bbox_mAP', 'coco/segm_mAP')
 
@@ -69,11 +73,13 @@ def main():
                 pytorch_masks_pasted_at_input_size=pytorch_metrics(cfg, True))
     with open(osp.join(args.subnet_dir, 'subnet_config.py')) as f:
         subnet = dict(width=cfg.model.width, config=f.name)
-    result = dict(subnet=subnet, rows=rows)
+    import torch
+    from common import device_name
+    result = dict(cpu=device_name(torch.device('cpu')), date=time.strftime('%Y-%m-%d'),
+                  command=' '.join(['benchmarks/detector_onnx_masks.py'] + sys.argv[1:]),
+                  subnet=subnet, rows=rows)
     print(json.dumps(result, indent=1))
-    with open(args.out + '.tmp', 'w') as f:
-        json.dump(result, f, indent=1)
-    os.replace(args.out + '.tmp', args.out)
+    write_text(args.out, json.dumps(result, indent=1))
 
 
 if __name__ == '__main__':

@@ -56,17 +56,24 @@ def atomic_path(path: str) -> Iterator[str]:
     # mmengine's Config.dump) write the right one
     tmp = _new_file(folder, f'.{osp.basename(path)}.', '.tmp' + osp.splitext(path)[1])
     try:
-        try:
+        with _full_disk_named(path):
             yield tmp
             _fsync(tmp)
             os.replace(tmp, path)
-        except OSError as err:
-            if err.errno in FULL_DISK_ERRNOS:
-                raise write_error(path, err) from err
-            raise
     finally:
         if osp.exists(tmp):
             os.remove(tmp)
+
+
+@contextlib.contextmanager
+def _full_disk_named(path: str) -> Iterator[None]:
+    """A full disk inside the block raised as :func:`write_error` of ``path``."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno in FULL_DISK_ERRNOS:
+            raise write_error(path, err) from err
+        raise
 
 
 def _new_file(folder: str, prefix: str, suffix: str) -> str:
@@ -111,7 +118,7 @@ def atomic_folder(path: str) -> Iterator[str]:
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=parent)
     try:
-        try:
+        with _full_disk_named(path):
             yield tmp
             old = None
             if osp.exists(path):
@@ -122,10 +129,6 @@ def atomic_folder(path: str) -> Iterator[str]:
             os.rename(tmp, path)
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
-        except OSError as err:
-            if err.errno in FULL_DISK_ERRNOS:
-                raise write_error(path, err) from err
-            raise
     finally:
         if osp.exists(tmp):
             shutil.rmtree(tmp, ignore_errors=True)

@@ -425,16 +425,8 @@ def test_exact_statistics_over_two_ranks_are_the_whole_set_statistics(tmp_path):
             torch.testing.assert_close(got[name][1], var, rtol=1e-5, atol=1e-6)
 
 
-class _LoopSlim(SlimBackboneMixin, nn.Module):
+class _LoopSlim(_TinySlim):
     """One BN applied twice in a row: its second input is its own output."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 16, 3, padding=1)
-        self.bn = nn.BatchNorm2d(16)
-        self._make_slim()
-
-    full_out_channels = (16, )
 
     def forward(self, x):
         return (self.bn(self.bn(self.conv(x))), )
@@ -455,3 +447,31 @@ def test_inputs_autograd_did_not_record_are_refused_in_exact_mode():
     model = _resnet18_classifier(with_cp=True)
     with pytest.raises(ValueError, match=r'outside autograd.*with_cp.*exact=False'):
         calibrate_bn(model, _host_batches(2, [2]), 1, exact=True)
+
+
+def test_calibrate_bn_exact_as_a_new_process_is_independent_of_the_batch_size(trained):
+    """`tools/calibrate_bn.py ... --exact` as the README's tools table runs it:
+    the same 4 training clips in batches of 1 and of 2 give the same statistics
+    in every layer; the one-pass default does not (in deeper layers)."""
+    import subprocess
+    import sys
+    cfg, checkpoint, tmp = trained
+    cfg_file = tmp / 'config_exact.py'
+    cfg.dump(str(cfg_file))
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    stats = {}
+    for exact in (True, False):
+        for batch_size, num_batches in ((1, 4), (2, 2)):
+            out = tmp / f'exact{exact}_bs{batch_size}.pth'
+            cmd = [sys.executable, osp.join(root, 'tools/calibrate_bn.py'), str(cfg_file),
+                   checkpoint, '--out', str(out), '--widths', '0.5', '--resolutions', '32',
+                   '--frames', '2', '--num-batches', str(num_batches),
+                   '--batch-size', str(batch_size)] + (['--exact'] if exact else [])
+            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=root)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            stats[exact, batch_size] = \
+                torch.load(out)['bn_calibration'][Subnet(0.5, 32, 2).key]['stats']
+    exact_diff = relative_differences(stats[True, 1], stats[True, 2])
+    one_pass_diff = relative_differences(stats[False, 1], stats[False, 2])
+    assert max(exact_diff.values()) < 1e-4, exact_diff
+    assert max(one_pass_diff.values()) > 1e-2, one_pass_diff

@@ -267,8 +267,8 @@ def main(argv=None):
                                      **files)
 
     summary['total_minutes'] = round((time.time() - start) / 60, 2)
-    with open(osp.join(runs, 'summary.json'), 'w') as f:
-        json.dump(summary, f, indent=2)
+    from mutual_mm.fileio import write_text
+    write_text(osp.join(runs, 'summary.json'), json.dumps(summary, indent=2))
     print(f'\n[5/5] done in {summary["total_minutes"]:.1f} min; written:')
     for name, files in outputs.items():
         for kind, path in files.items():
