@@ -14,6 +14,7 @@ import os
 import os.path as osp
 import secrets
 import shutil
+import signal
 import tempfile
 import zipfile
 from typing import Iterator
@@ -132,6 +133,18 @@ def atomic_folder(path: str) -> Iterator[str]:
     finally:
         if osp.exists(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def exit_on_sigterm() -> None:
+    """Make SIGTERM raise ``SystemExit(128 + 15)`` in this process, as Ctrl-C
+    raises ``KeyboardInterrupt``: the ``finally`` blocks of an interrupted
+    write then remove its temporary file (the file in place is intact either
+    way). For the tools' entry points; main thread only."""
+    signal.signal(signal.SIGTERM, _exit_143)
+
+
+def _exit_143(signum, frame):
+    raise SystemExit(128 + signum)
 
 
 def same_file(a: str, b: str) -> bool:

@@ -238,3 +238,25 @@ def test_int_and_box_scales_compare_by_the_images_they_make():
     video = TrainedSpace(width_range=[0.25, 1.0], width_step=0.05, scales=[48, 38, 30])
     assert video.untrained_reasons(Subnet(1.0, 30)) == []
     assert video.untrained_reasons(Subnet(1.0, 29)) != []
+
+
+def test_sigterm_during_a_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    """The tools turn SIGTERM into SystemExit (``exit_on_sigterm``), so an
+    interrupted write cleans up after itself like Ctrl-C does."""
+    import signal
+    import subprocess
+    import sys
+    path = tmp_path / 'table.csv'
+    path.write_text('old, complete\n')
+    script = (
+        'import os, signal\n'
+        'from mutual_mm.fileio import atomic_path, exit_on_sigterm\n'
+        'exit_on_sigterm()\n'
+        f'with atomic_path({str(path)!r}) as tmp:\n'
+        '    open(tmp, "w").write("new, half")\n'
+        '    os.kill(os.getpid(), signal.SIGTERM)\n'
+        '    open(tmp, "a").write(" written")\n')
+    proc = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True)
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr
+    assert path.read_text() == 'old, complete\n'
+    assert os.listdir(tmp_path) == ['table.csv']

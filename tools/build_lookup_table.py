@@ -24,6 +24,7 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 import mutual_mm  # noqa: E402,F401
 from mutual_mm.deploy import (build_lookup_table, pareto_frontier, plot_table,  # noqa: E402
                               save_table, select_subnet, trained_subnets)
+from mutual_mm.fileio import exit_on_sigterm  # noqa: E402
 from mutual_mm.utils import load_config, parse_resolution, positive  # noqa: E402
 
 
@@ -75,6 +76,7 @@ def main(argv=None):
                         help='use subnets outside what the checkpoint was trained on '
                         '(logged and marked trained=False in the table); refused otherwise')
     args = parser.parse_args(argv)
+    exit_on_sigterm()  # an interrupted write removes its temporary file
     if args.latency_budgets and not args.latency:  # checked before anything is written
         parser.error('--latency-budgets needs --latency')
     if args.threads is not None and not args.latency:

@@ -17,6 +17,7 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 import mutual_mm  # noqa: E402,F401
 from mutual_mm.deploy import calibrate_checkpoint, trained_subnets  # noqa: E402
+from mutual_mm.fileio import exit_on_sigterm  # noqa: E402
 from mutual_mm.utils import load_config, parse_resolution  # noqa: E402
 
 
@@ -41,6 +42,7 @@ def main(argv=None):
                         help='use subnets outside what the checkpoint was trained on '
                         '(logged); refused otherwise')
     args = parser.parse_args(argv)
+    exit_on_sigterm()  # an interrupted write removes its temporary file
     cfg = load_config(args.config)
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or args.out + '.work'
     subnets = trained_subnets(cfg, args.widths, args.resolutions, args.frames)

@@ -31,7 +31,7 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 import mutual_mm  # noqa: E402,F401
 from mutual_mm.deploy import Subnet  # noqa: E402
 from mutual_mm.deploy.export import export_subnet_files  # noqa: E402
-from mutual_mm.fileio import write_text  # noqa: E402
+from mutual_mm.fileio import exit_on_sigterm, write_text  # noqa: E402
 from mutual_mm.utils import load_config, parse_resolution, positive  # noqa: E402
 
 
@@ -88,6 +88,7 @@ def main(argv=None):
                         help='use subnets outside what the checkpoint was trained on '
                         '(logged); refused otherwise')
     args = parser.parse_args(argv)
+    exit_on_sigterm()  # an interrupted write removes its temporary file
     if (args.onnx_part or args.onnx_eval) and not args.onnx:
         parser.error('--onnx-part and --onnx-eval need --onnx')
     if args.threads is not None and not args.onnx_eval:
