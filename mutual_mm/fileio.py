@@ -68,13 +68,28 @@ def atomic_path(path: str) -> Iterator[str]:
 
 @contextlib.contextmanager
 def _full_disk_named(path: str) -> Iterator[None]:
-    """A full disk inside the block raised as :func:`write_error` of ``path``."""
+    """A full disk inside the block raised as :func:`write_error` of ``path``.
+    ``torch.save`` to a path reports it as a ``RuntimeError`` of its zip
+    writer ("unexpected pos ..."), not as ``ENOSPC``: a failure with (almost)
+    no space left is taken for a full disk."""
     try:
         yield
     except OSError as err:
         if err.errno in FULL_DISK_ERRNOS:
             raise write_error(path, err) from err
         raise
+    except RuntimeError as err:
+        if _nearly_full(osp.dirname(osp.abspath(path))):
+            raise write_error(path, OSError(errno.ENOSPC, f'No space left on device '
+                                            f'({err})'.split('\n')[0])) from err
+        raise
+
+
+def _nearly_full(folder: str) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < 2 ** 20
+    except OSError:
+        return False
 
 
 def _new_file(folder: str, prefix: str, suffix: str) -> str:

@@ -170,8 +170,9 @@ def test_a_checkpoint_of_another_model_is_refused(trained, tmp_path):
     other = tmp_path / 'detector.pth'
     torch.save(dict(state_dict=detector.state_dict(), meta={}), other)
     with pytest.raises(ValueError, match=r'does not fit the config\'s model \(Recognizer3D\)'
-                       r': \d+ of \d+ keys missing from the checkpoint \(e.g. backbone\.'
-                       r'.*keys in the checkpoint but not the model.*trained with another'):
+                       r": \d+ of the model's \d+ keys missing from the checkpoint \(e.g. "
+                       r"backbone\..*of the checkpoint's \d+ keys not in the model.*trained "
+                       'with another'):
         export([_config_file(cfg, tmp_path), str(other), '--width', '1.0',
                 '--out-dir', str(tmp_path / 'subnet')])
     assert not (tmp_path / 'subnet' / 'subnet.pth').exists()
@@ -260,3 +261,29 @@ def test_sigterm_during_a_write_leaves_the_old_file_and_no_temporary(tmp_path):
     assert proc.returncode == 128 + signal.SIGTERM, proc.stderr
     assert path.read_text() == 'old, complete\n'
     assert os.listdir(tmp_path) == ['table.csv']
+
+
+def test_torch_saves_full_disk_error_is_named_as_one(tmp_path, monkeypatch):
+    """torch.save to a path reports a full disk as a RuntimeError of its zip
+    writer; with no space left it is reported as the full disk it is."""
+    import shutil
+    from collections import namedtuple
+    path = str(tmp_path / 'calibrated.pth')
+    save_torch({'good': torch.ones(1)}, path)
+
+    def fail(obj, f, *args, **kwargs):
+        open(f, 'wb').write(b'PK partial')
+        raise RuntimeError('[enforce fail at inline_container.cc:672] . unexpected pos 1 vs 0')
+
+    usage = namedtuple('usage', 'total used free')
+    monkeypatch.setattr(torch, 'save', fail)
+    monkeypatch.setattr(shutil, 'disk_usage', lambda folder: usage(10, 10, 0))
+    with pytest.raises(OSError, match=rf'could not write {path}: No space left on device '
+                       r'\(.*unexpected pos.*\(0.0 MiB free'):
+        save_torch({'new': torch.zeros(1)}, path)
+    monkeypatch.setattr(shutil, 'disk_usage', lambda folder: usage(10, 0, 10 ** 9))
+    with pytest.raises(RuntimeError, match='unexpected pos'):  # not a full disk
+        save_torch({'new': torch.zeros(1)}, path)
+    monkeypatch.undo()
+    assert torch.equal(torch.load(path)['good'], torch.ones(1))
+    assert os.listdir(tmp_path) == ['calibrated.pth']

@@ -59,10 +59,11 @@ def checkpoint_mismatch(model_state: Dict, checkpoint_state: Dict) -> List[str]:
               for k, v in model_state.items()
               if k in state and hasattr(state[k], 'shape') and state[k].shape != v.shape]
     problems = []
-    for what, keys in (('missing from the checkpoint', missing),
-                       ('in the checkpoint but not the model', unexpected),
-                       ('with another shape (checkpoint vs model)', shapes)):
+    for what, keys in ((f'of the model\'s {len(model_state)} keys missing from the '
+                        'checkpoint', missing),
+                       (f'of the checkpoint\'s {len(state)} keys not in the model',
+                        unexpected),
+                       ('keys with another shape (checkpoint vs model)', shapes)):
         if keys:
-            problems.append(f'{len(keys)} of {len(model_state)} keys {what} '
-                            f'(e.g. {", ".join(keys[:3])})')
+            problems.append(f'{len(keys)} {what} (e.g. {", ".join(keys[:3])})')
     return problems

@@ -114,7 +114,12 @@ def check_trained(subnets: Iterable, space: Optional[TrainedSpace],
         outside = {c.key: r for c in subnets for r in [space.untrained_reasons(c)] if r}
     if not outside:
         return outside
-    listing = '; '.join(f'{key}: {", ".join(r)}' for key, r in outside.items())
+    if space is None:  # one reason for all: name a few
+        keys = list(outside)
+        listing = ', '.join(keys[:5]) + (f' and {len(keys) - 5} more' if len(keys) > 5
+                                         else '') + ': width below 1 with no record'
+    else:
+        listing = '; '.join(f'{key}: {", ".join(r)}' for key, r in outside.items())
     message = (f'subnet(s) the checkpoint was not trained on ({listing}); ' +
                (NO_RECORD if space is None else f'it was trained on {space.describe()}'))
     if not allow_untrained:
