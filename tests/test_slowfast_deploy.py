@@ -14,6 +14,8 @@ import mutual_mm  # noqa: F401
 from mutual_mm.deploy import (Subnet, apply_subnet, build_lookup_table,
                               calibrate_bn, calibrate_checkpoint, trained_subnets)
 from mutual_mm.deploy.calibrate_checkpoint import calibration_dataloader_cfg
+from mutual_mm.engine.trained_space import META_KEY as TRAINED_META_KEY
+from mutual_mm.engine.trained_space import TrainedSpace
 from mutual_mm.models import SlimResNet3dSlowFast
 from mutual_mm.ops import active_channels
 from mutual_mm.utils import load_config
@@ -171,7 +173,11 @@ def calibrated(tmp_path_factory):
     torch.manual_seed(0)
     runner = Runner.from_cfg(copy.deepcopy(cfg))
     checkpoint = str(tmp / 'init.pth')
-    torch.save(dict(state_dict=runner.model.state_dict(), meta={}), checkpoint)
+    # the record MutualLearningHook writes (the weights are untrained, but a
+    # checkpoint without any record counts only width 1 as trained)
+    record = TrainedSpace(width_range=[0.5, 1.0], width_step=0.05)
+    torch.save(dict(state_dict=runner.model.state_dict(),
+                    meta={TRAINED_META_KEY: record.as_meta()}), checkpoint)
     out = str(tmp / 'calibrated.pth')
     calibration = calibrate_checkpoint(cfg, checkpoint, out, [FULL, REDUCED],
                                        num_batches=1)
