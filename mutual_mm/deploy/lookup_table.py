@@ -3,7 +3,6 @@ its Pareto frontier, and "best subnet under a budget" (paper §3.4)."""
 import csv
 import json
 import math
-import os.path as osp
 from dataclasses import asdict, dataclass
 from typing import List, Optional, Sequence, Union
 
@@ -200,7 +199,7 @@ def select_subnet(table: Table, max_flops: Optional[float] = None,
         raise ValueError('select_subnet: max_latency_ms given but the table has no '
                          'latencies; build it with --latency')
     pool = candidates(rows, include_untrained)
-    left_out = _left_out(rows, include_untrained)
+    left_out = _left_out(rows, pool)
     fits = [r for r in pool
             if (max_flops is None or r.flops <= max_flops)
             and (max_latency_ms is None or r.latency_ms <= max_latency_ms)]
@@ -219,11 +218,13 @@ def select_subnet(table: Table, max_flops: Optional[float] = None,
     return max(fits, key=lambda r: (r.metric, -r.flops))
 
 
-def _left_out(rows: Sequence[TableRow], include_untrained: bool) -> str:
-    """Which rows :func:`candidates` drops, and why (empty: none)."""
-    broken = [r.subnet.key for r in rows if not r.usable()]
-    untrained = [r.subnet.key for r in rows if r.usable() and not r.trained
-                 and not include_untrained]
+def _left_out(rows: Sequence[TableRow], pool: Sequence[TableRow]) -> str:
+    """Which ``rows`` are not in ``pool`` (their :func:`candidates`), and why
+    (empty: none)."""
+    kept = set(map(id, pool))
+    dropped = [r for r in rows if id(r) not in kept]
+    broken = [r.subnet.key for r in dropped if not r.usable()]
+    untrained = [r.subnet.key for r in dropped if r.usable()]  # the only other reason
     parts = []
     if broken:
         parts.append(f'left out for a non-finite metric or cost: {", ".join(broken[:5])}'

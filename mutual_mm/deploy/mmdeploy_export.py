@@ -32,7 +32,7 @@ import os
 import os.path as osp
 import tempfile
 import warnings
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import numpy as np
 import torch

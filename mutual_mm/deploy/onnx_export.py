@@ -88,11 +88,18 @@ def export_subnet_onnx(static: nn.Module, inputs: torch.Tensor, data_samples, pa
     preprocessed input (``inputs`` of batch 1, its ``data_samples``)."""
     part = onnx_part(static, part)
     with atomic_path(path) as tmp:
-        if uses_mmdeploy(static, part):
-            mmdeploy_export.export_detector_onnx(static, inputs, data_samples, tmp)
-        else:
-            export_onnx(exported_part(static, part), tuple(inputs.shape), tmp)
+        _write_onnx(static, inputs, data_samples, tmp, part)
     return path
+
+
+def _write_onnx(static: nn.Module, inputs: torch.Tensor, data_samples, path: str,
+                part: str) -> None:
+    """``part`` of the static subnet written to ``path`` itself (the callers
+    give a temporary name): whole detectors through MMDeploy."""
+    if uses_mmdeploy(static, part):
+        mmdeploy_export.export_detector_onnx(static, inputs, data_samples, path)
+    else:
+        export_onnx(exported_part(static, part), tuple(inputs.shape), path)
 
 
 @torch.no_grad()
@@ -129,7 +136,7 @@ def write_checked_onnx(static: nn.Module, examples: Sequence, out_dir: str,
     inputs, samples = examples[0]
     path = osp.join(out_dir, name)
     with atomic_path(path) as tmp:  # in place only once checked
-        export_subnet_onnx(static, inputs, samples, tmp, part)
+        _write_onnx(static, inputs, samples, tmp, part)
         check = check_subnet_onnx(static, tmp, examples, part)
         if not check['within_tolerance']:
             raise RuntimeError(f'{path}: ONNX Runtime differs from PyTorch beyond the '

@@ -96,6 +96,7 @@ class TrainedSpace:
         return reasons
 
 
+NO_RECORD_REASON = 'width below 1 with no record'
 NO_RECORD = ('the checkpoint holds no record of MutualNet training (meta '
              f'{META_KEY!r}: trained without MutualLearningHook?), so only its full '
              'width is known to be trained')
@@ -107,21 +108,19 @@ def check_trained(subnets: Iterable, space: Optional[TrainedSpace],
     was trained), or, with ``allow_untrained``, log a warning; returns
     ``{config key: reasons}`` of those outside. Without a record
     (``space`` None) every width below 1 counts as outside."""
-    if space is None:
-        outside = {c.key: ['width below 1 with no record']
-                   for c in subnets if c.width < 1 - 1e-6}
+    if space is None:  # one reason for all: name a few of them
+        keys = [c.key for c in subnets if c.width < 1 - 1e-6]
+        outside = {key: [NO_RECORD_REASON] for key in keys}
+        listing = ', '.join(keys[:5]) + (f' and {len(keys) - 5} more' if len(keys) > 5
+                                         else '') + f': {NO_RECORD_REASON}'
+        trained_on = NO_RECORD
     else:
         outside = {c.key: r for c in subnets for r in [space.untrained_reasons(c)] if r}
+        listing = '; '.join(f'{key}: {", ".join(r)}' for key, r in outside.items())
+        trained_on = f'it was trained on {space.describe()}'
     if not outside:
         return outside
-    if space is None:  # one reason for all: name a few
-        keys = list(outside)
-        listing = ', '.join(keys[:5]) + (f' and {len(keys) - 5} more' if len(keys) > 5
-                                         else '') + ': width below 1 with no record'
-    else:
-        listing = '; '.join(f'{key}: {", ".join(r)}' for key, r in outside.items())
-    message = (f'subnet(s) the checkpoint was not trained on ({listing}); ' +
-               (NO_RECORD if space is None else f'it was trained on {space.describe()}'))
+    message = f'subnet(s) the checkpoint was not trained on ({listing}); {trained_on}'
     if not allow_untrained:
         raise ValueError(f'{message}. {ALLOW_HINT}')
     print_log(f'{message}; used anyway (allow_untrained)', logger='current', level=30)
