@@ -5,19 +5,21 @@ On the stock SlowOnly R50 recognizer (mmaction2 config, backbone swapped to
 distillation) and ``MultiResolution`` views {S, 0.8S, 0.63S} x {T, 0.63T, 0.4T}
 frames (paper section 6.5), on one fixed batch and one seeded cohort (full,
 min, 2 random), with a real ``OptimWrapper(SGD)``, four variants run
-round-robin (their order rotating): ``hooked``, one ``mutual_train_step``;
-``members``, each member alone (its view, loss forward, KL to the full member's
-logits, backward, optimizer step), timed one by one and summed; ``plain``, the
-stock full-width ``train_step`` on view 0; ``batch_views``, the hooked step of
-``MutualLearningHook(batch_views=dict(scales, frames))``: the same model and
-cohort fed one batch of the stock single-resolution pipeline (S x T frames), the
-views made in the step from the preprocessed batch by the hook's ``BatchViews``
+round-robin (their order rotating), each through the step's public interface
+(:class:`~mutual_mm.engine.MutualStep`): ``hooked``, one ``train_step`` of the
+cohort; ``members``, each member alone (a one-member cohort: its view, its loss
+forward, backward, optimizer step; sub-networks then take their cross-entropy,
+which costs what the KL to the full network's logits does), the members summed;
+``plain``, the stock full-width ``train_step`` on view 0; ``batch_views``, the
+step of ``MutualLearningHook(batch_views=dict(scales, frames))``: the same model
+and cohort fed one batch of the stock single-resolution pipeline (S x T frames),
+the views made in the step from the preprocessed batch by its ``BatchViews``
 (its ``make`` timed inside the step). Reported: medians, the medians of the
-per-repeat ratios (target: hooked <= 1.10 x members), hooked / plain beside
-its FLOPs-expected value, sum(member FLOPs) / full FLOPs (forward FLOPs of
-backbone + head by mmengine's FlopAnalyzer at each member's width and view),
-batch_views / hooked, and the share of the batch_views step spent making the
-views (median over repeats; target <= 3 %).
+per-repeat ratios (target: hooked <= 1.10 x members), hooked / plain beside its
+FLOPs-expected value, sum(member FLOPs) / full FLOPs (forward FLOPs of backbone +
+head by mmengine's FlopAnalyzer at each member's width and view), batch_views /
+hooked, and the share of the batch_views step spent making the views (median
+over repeats; target <= 3 %).
 
 ``--model mask-rcnn`` measures the batch views on a detector: the provided
 MutualNet Mask R-CNN R50-FPN config (the stock mmdet one, backbone swapped to
@@ -65,9 +67,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # the repos
 from benchmarks import common  # noqa: E402
 
 import mutual_mm  # noqa: E402,F401  (registers the transforms, hook, backbones)
-from mutual_mm.engine import (Member, kl_to_teacher, mutual_train_step,  # noqa: E402
-                              sample_cohort)
-from mutual_mm.internals import run_forward  # noqa: E402
+from mutual_mm.engine import Member, MutualStep, sample_cohort  # noqa: E402
 
 SLOWONLY = ('mmaction::recognition/slowonly/'
             'slowonly_r50_8xb16-8x8x1-256e_kinetics400-rgb.py')
@@ -124,7 +124,7 @@ def build_cfg(work_dir: str, data_root: str, scales, frames, batch: int, seed: i
     """The stock SlowOnly R50 Kinetics config with SlimResNet3dSlowOnly,
     MultiResolution (spatial x temporal) and MutualLearningHook, on generated
     mp4 clips."""
-    from mutual_mm.datasets.synthetic import MOTION_CLASSES, make_motion_videos
+    from tools.data_generators.shapes_and_motion import MOTION_CLASSES, make_motion_videos
     from mutual_mm.utils import load_config
     cfg = common.runner_cfg(load_config(SLOWONLY), work_dir, seed)
     height = max(48, scales[0])
@@ -158,7 +158,7 @@ def build_det_cfg(work_dir: str, data_root: str, scales, frames, batch: int, see
     """The provided MutualNet Mask R-CNN R50-FPN config (stock mmdet config,
     SlimResNet, MultiResolution, the hook) at ``scales``, on generated 4:3
     COCO-like images whose short edge is the full view's."""
-    from mutual_mm.datasets.synthetic import SHAPE_CLASSES, make_coco_shapes
+    from tools.data_generators.shapes_and_motion import SHAPE_CLASSES, make_coco_shapes
     from mutual_mm.utils import load_config
     cfg = common.runner_cfg(load_config(osp.join(common.ROOT, MASK_RCNN)), work_dir, seed)
     short = scales[0][1]
@@ -227,8 +227,9 @@ TASKS = {
 
 
 class Steps:
-    """The model, its MutualLearningHook (set up, not training) and one fixed
-    batch; each variant of the step is a method."""
+    """The model, its mutual step (built as ``MutualLearningHook`` builds it, from
+    the config's hook arguments) and one fixed batch; each variant is a method,
+    all through :class:`MutualStep`'s public interface."""
 
     def __init__(self, args, device, tmp: str):
         from mmengine.logging import MMLogger
@@ -243,174 +244,124 @@ class Steps:
         runner = Runner.from_cfg(copy.deepcopy(cfg))
         MMLogger.get_current_instance().setLevel('WARNING')
         self.model = runner.model.to(device).train()
-        self.hook = next(h for h in runner.hooks if isinstance(h, MutualLearningHook))
-        self.hook.before_train(runner)  # set-up only: consumers, logits capture, views
-        # the plain variant is the stock step: drop the hook's replacement
-        self.model.__dict__.pop('train_step', None)
-        self.distill = self.hook.resolved_distill
+        hook = next(h for h in runner.hooks if isinstance(h, MutualLearningHook))
+        self.grid = hook.grid
+        self.step = MutualStep.of(self.model, runner.train_dataloader.dataset, hook.grid,
+                                  hook.num_random, hook.distill)
+        self.distill = self.step.distill
         assert self.distill == ('kl' if args.model == 'slowonly' else 'gt'), self.distill
         self.data = load_batch(runner.train_dataloader.dataset, args.batch, args.seed)
-        self.views = split_views(self.data, self.hook.num_views)
-        # batch_views: the stock pipeline's batch, the hook's view source for it
+        self.views = split_views(self.data, self.step.num_views)
+        # batch_views: the stock pipeline's batch, and the step made for it
         stock = stock_of(cfg, self.scales[0])
         self.stock_data = load_batch(stock, args.batch, args.seed)
-        self.batch_view_source = self.hook.host.training_views(
-            stock, batch_views=dict(scales=self.scales, frames=self.frames))
-        assert self.batch_view_source.views == self.hook.views.views
+        self.batch_step = MutualStep.of(
+            self.model, stock, hook.grid, hook.num_random, hook.distill,
+            batch_views=dict(scales=self.scales, frames=self.frames))
+        assert self.batch_step.view_source.views == self.step.view_source.views
+        self.batch_step.view_source.make = self._timed(self.batch_step.view_source.make)
         self.stock_equals_view0 = all(
             torch.equal(a, b) for a, b in zip(self.stock_data['inputs'], self.views[0]['inputs']))
-        self.view_making_s = []
-        self.grid = self.hook.grid
+        self.view_making_s, self.member_s = [], {}
         self.device = device
         self.optim_wrapper = OptimWrapper(torch.optim.SGD(self.model.parameters(),
                                                           lr=args.lr, momentum=0.9))
         self.losses = []
 
+    def _timed(self, make):
+        """``make`` whose seconds (device synchronised around each call) add up
+        in the last entry of ``view_making_s``."""
+
+        def timed_make(batch: dict, index: int) -> dict:
+            common.sync(self.device)
+            start_s = time.perf_counter()
+            view = make(batch, index)
+            common.sync(self.device)
+            self.view_making_s[-1] += time.perf_counter() - start_s
+            return view
+
+        return timed_make
+
     def describe(self, member: Member) -> dict:
-        scale, count = self.hook.views.views[member.view]
+        scale, count = self.step.view_source.views[member.view]
         return dict(name=member.name, width=member.width, view=member.view, size=scale,
                     frames=count)
-
-    def configure_full(self) -> None:
-        self.hook._configure(Member('full', self.grid.max, 0))
 
     def losses_finite(self) -> bool:
         return all(math.isfinite(v) for v in self.losses)
 
-    def hooked(self, cohort, data=None, make_view=None) -> None:
-        try:
-            log_vars = mutual_train_step(self.model, self.data if data is None else data,
-                                         self.optim_wrapper, cohort, self.hook._configure,
-                                         self.hook._captured_logits if self.distill == 'kl'
-                                         else None, make_view=make_view)
-        finally:
-            self.configure_full()
+    def hooked(self, cohort) -> None:
+        log_vars = self.step.train_step(self.data, self.optim_wrapper, cohort)
         self.losses.append(float(log_vars['loss']))
 
     def batch_views(self, cohort) -> None:
-        """The hooked step with the hook's view source swapped for its
-        ``BatchViews`` (as ``batch_views=...`` sets it up), fed the stock batch;
-        the seconds its ``make`` took (device synchronised around each call)
-        go to ``view_making_s``."""
-        made = []
+        """The step of ``batch_views=...`` fed the stock batch."""
+        self.view_making_s.append(0.0)
+        log_vars = self.batch_step.train_step(self.stock_data, self.optim_wrapper, cohort)
+        self.losses.append(float(log_vars['loss']))
 
-        def make_view(batch: dict, index: int) -> dict:
-            common.sync(self.device)
-            start_s = time.perf_counter()
-            view = self.batch_view_source.make(batch, index)
-            common.sync(self.device)
-            made.append(time.perf_counter() - start_s)
-            return view
-
-        pipeline_views, self.hook.views = self.hook.views, self.batch_view_source
-        try:
-            self.hooked(cohort, self.stock_data, make_view)
-        finally:
-            self.hook.views = pipeline_views
-        self.view_making_s.append(sum(made))
-
-    def member(self, member: Member, teacher):
-        """One member alone: (seconds per phase, its detached logits)."""
-        model, wrapper = self.model, self.optim_wrapper
-        marks = [time.perf_counter()]
-
-        def mark():
-            common.sync(self.device)
-            marks.append(time.perf_counter())
-
-        with wrapper.optim_context(model):
-            batch = model.data_preprocessor(self.views[self.hook._configure(member)], True)
-            losses = run_forward(model, batch, mode='loss')
-            logits = self.hook._captured_logits()
-            if teacher is not None:
-                losses = {'loss_kl': kl_to_teacher(logits, teacher)}
-        loss, _ = model.parse_losses(losses)
-        mark()
-        wrapper.backward(wrapper.scale_loss(loss))
-        mark()
-        wrapper.step()
-        wrapper.zero_grad()
-        mark()
-        self.losses.append(float(loss.detach()))
-        forward, backward, step = (b - a for a, b in zip(marks, marks[1:]))
-        return dict(forward=forward, backward=backward, step=step,
-                    total=marks[-1] - marks[0]), logits.detach()
-
-    def members(self, cohort) -> dict:
-        """Each member alone, the full one first (its logits teach the others)."""
-        times, teacher = {}, None
-        try:
-            for member in cohort:
-                times[member.name], logits = self.member(member, teacher)
-                teacher = logits if teacher is None else teacher
-        finally:
-            self.configure_full()
-        return times
+    def members(self, cohort) -> None:
+        """Each member alone, one after the other: a one-member cohort each."""
+        for member in cohort:
+            seconds, _ = common.clock(lambda: self.hooked([member]), self.device)
+            self.member_s.setdefault(member.name, []).append(seconds)
 
     def plain(self, cohort=None) -> None:
-        self.configure_full()
         log_vars = self.model.train_step(copy.copy(self.views[0]), self.optim_wrapper)
-        self.hook._logits = None  # captured by the hook's head hook, unused
         self.losses.append(float(log_vars['loss'].detach()))  # mmengine keeps its graph
 
     def member_flops(self, configs) -> dict:
         """Forward FLOPs of the batch at each (width, view): the recognizer's
         tensor forward (backbone + head, the loss forward minus the loss),
         traced on the slim model itself."""
-        from mutual_mm.hosts import HostForward, host_of
-        forward = HostForward(host_of(self.model), 'scores')
+        from mutual_mm.hosts import HostForward
+        forward = HostForward(self.step.host, 'scores')
         flops = {}
         try:
             for width, view in configs:
-                self.hook._configure(Member('flops', width, view))
-                inputs = self.model.data_preprocessor(copy.copy(self.views[view]),
+                index = self.step.configure(Member('flops', width, view))
+                inputs = self.model.data_preprocessor(copy.copy(self.views[index]),
                                                       True)['inputs']
                 flops[(width, view)] = common.count_flops(forward, inputs)
         finally:
-            self.configure_full()
+            self.step.configure(Member('full', self.grid.max, 0))
         return flops
 
 
 def config_of(args, steps: Steps, **extra) -> dict:
-    hook = steps.hook
     return dict(model=steps.model_name, size=args.size,
                 frames=args.frames if steps.frames else None, batch=args.batch, **extra,
-                width_range=[hook.grid.min, hook.grid.max], width_step=hook.grid.step,
-                num_random=NUM_RANDOM, view_sizes=steps.scales, view_frames=steps.frames)
+                width_range=[steps.grid.min, steps.grid.max], width_step=steps.grid.step,
+                num_random=NUM_RANDOM, view_sizes=steps.scales, view_frames=steps.frames,
+                views=[list(v) for v in steps.step.view_source.views])
 
 
-# ------------------------------------------------- hooked vs members vs plain
-def time_variants(steps: Steps, cohort, warmup: int, repeats: int,
-                  names=('hooked', 'members', 'plain', 'batch_views')):
-    """Per variant its step times (members: the sum of the members' own times,
-    not the loop around them), per member its phase times, and the load
-    average around the rounds."""
-    samples = {n: [] for n in names}
-    samples['view_making'] = []  # within the batch_views step
-    member_samples = {m.name: [] for m in cohort}
-    print(f'timing: {warmup} warm-up + {repeats} repeats, round-robin')
-
-    def one_round(r: int, timed: bool) -> None:
-        line = []
-        for name in common.rotated(names, r):
-            wall, times = common.clock(lambda: getattr(steps, name)(cohort), steps.device)
-            if name == 'members':
-                wall = sum(t['total'] for t in times.values())
-                for k, t in times.items():
-                    if timed:
-                        member_samples[k].append(t)
-            if timed:
-                samples[name].append(wall)
-            line.append(f'{name} {wall * 1e3:.0f} ms')
-            if name == 'batch_views':
-                if timed:
-                    samples['view_making'].append(steps.view_making_s[-1])
-                line[-1] += f' (views {steps.view_making_s[-1] * 1e3:.1f} ms)'
-        tag = f'repeat {r - warmup + 1}' if timed else 'warm-up'
-        print(f'  {tag:<9}: ' + ', '.join(line), flush=True)
-
-    watch = common.run_rounds(warmup, repeats, one_round)
-    return samples, member_samples, watch
+def time_variants(steps: Steps, cohort, args, pairs: dict):
+    """The variants named in ``pairs`` round-robin: their step times (members:
+    the sum of the members' own), the paired ratios, and the load average."""
+    names = list(dict.fromkeys(n for pair in pairs.values() for n in pair
+                               if n != 'view_making'))
+    print(f'timing: {args.warmup} warm-up + {args.repeats} repeats, round-robin')
+    samples, watch = common.round_robin(
+        {name: (lambda name=name: getattr(steps, name)(cohort)) for name in names},
+        steps.device, args.warmup, args.repeats)
+    keep = slice(args.warmup, None)  # the timed rounds of what the variants recorded
+    member_samples = {k: v[keep] for k, v in steps.member_s.items()}
+    if 'members' in samples:
+        samples['members'] = [sum(t) for t in zip(*member_samples.values())]
+    if 'batch_views' in samples:
+        samples['view_making'] = steps.view_making_s[keep]
+    for r in range(args.repeats):
+        print(f'  repeat {r + 1}: ' + ', '.join(f'{n} {samples[n][r] * 1e3:.0f} ms'
+                                                for n in samples), flush=True)
+    paired = {k: common.paired_ratios(samples[a], samples[b]) for k, (a, b) in pairs.items()}
+    return dict(
+        samples_s=samples, medians_s={n: statistics.median(v) for n, v in samples.items()},
+        paired_ratios={k: r['per_round'] for k, r in paired.items()},
+        ratios={k: r['median'] for k, r in paired.items()},
+        ratios_iqr={k: [r['q1'], r['q3']] for k, r in paired.items()},
+        ratio_of_medians={k: r['of_medians'] for k, r in paired.items()},
+        losses_finite=steps.losses_finite(), **watch.as_dict()), member_samples
 
 
 def compare(args, steps: Steps, cohort) -> dict:
@@ -420,171 +371,149 @@ def compare(args, steps: Steps, cohort) -> dict:
     smallest = next(m for m in cohort if m.name == 'min')
     if not flops[(smallest.width, smallest.view)] < full_flops:
         raise RuntimeError('the FLOPs trace did not see the sliced layers')
-    member_gflops = {m.name: flops[(m.width, m.view)] / 1e9 for m in cohort}
     expected = sum(flops[(m.width, m.view)] for m in cohort) / full_flops
     print(f'FLOPs (traced slim model): full step {full_flops / 1e9:.2f} GMACs fwd per '
           f'batch; cohort sum / full = {expected:.3f}')
-    samples, member_samples, watch = time_variants(steps, cohort, args.warmup, args.repeats)
-    med = {n: statistics.median(v) for n, v in samples.items()}
-    pairs = dict(hooked_over_members=('hooked', 'members'),
-                 hooked_over_plain=('hooked', 'plain'),
-                 members_over_plain=('members', 'plain'),
-                 batch_views_over_hooked=('batch_views', 'hooked'),
-                 view_making_share=('view_making', 'batch_views'))
-    paired = {k: common.paired_ratios(samples[a], samples[b]) for k, (a, b) in pairs.items()}
-    step_ms = {k: statistics.median(t['step'] for t in v) * 1e3
-               for k, v in member_samples.items()}
-    ratios = {k: r['median'] for k, r in paired.items()}
+    timed, member_samples = time_variants(steps, cohort, args, dict(
+        hooked_over_members=('hooked', 'members'), hooked_over_plain=('hooked', 'plain'),
+        members_over_plain=('members', 'plain'),
+        batch_views_over_hooked=('batch_views', 'hooked'),
+        view_making_share=('view_making', 'batch_views')))
+    met = timed['ratios']['hooked_over_members'] <= TARGET_HOOKED_OVER_MEMBERS
     return dict(
         **common.environment('mutual_step', steps.device),
         config=config_of(args, steps, repeats=args.repeats, warmup=args.warmup, lr=args.lr,
                          seed=args.seed, threads=torch.get_num_threads(),
-                         cudnn_benchmark=bool(args.cudnn_benchmark), distill='kl',
-                         views=[list(v) for v in steps.hook.views.views]),
-        cohort=[dict(steps.describe(m), gmacs_fwd=member_gflops[m.name]) for m in cohort],
+                         cudnn_benchmark=bool(args.cudnn_benchmark), distill='kl'),
+        cohort=[dict(steps.describe(m), gmacs_fwd=flops[(m.width, m.view)] / 1e9)
+                for m in cohort],
         flops=dict(method='FlopAnalyzer on the slim model (traced)',
                    unit='multiply-adds (fvcore convention)', full=full_flops,
                    per_config={f'w{w}_v{v}': f for (w, v), f in flops.items()},
                    expected_hooked_over_plain=expected),
-        samples_s=samples, member_samples_s=member_samples, medians_s=med,
-        paired_ratios={k: r['per_round'] for k, r in paired.items()}, ratios=ratios,
-        ratio_of_medians={k: r['of_medians'] for k, r in paired.items()},
-        member_step_ms_median=step_ms,
-        target=dict(hooked_over_members=TARGET_HOOKED_OVER_MEMBERS,
-                    met=ratios['hooked_over_members'] <= TARGET_HOOKED_OVER_MEMBERS),
+        member_samples_s=member_samples, **timed,
+        target=dict(hooked_over_members=TARGET_HOOKED_OVER_MEMBERS, met=met),
         batch_views=batch_views_record(
             'MutualLearningHook(batch_views=dict(scales, frames)): the stock pipeline '
-            '(Resize to S x S, all T frames), BatchViews.make in the step',
-            steps, cohort, med, paired, ratios),
-        losses_finite=steps.losses_finite(), **watch.as_dict())
+            '(Resize to S x S, all T frames), BatchViews.make in the step', steps, cohort,
+            timed))
 
 
-def batch_views_record(source: str, steps, cohort, med, paired, ratios) -> dict:
+def batch_views_record(source: str, steps, cohort, timed: dict) -> dict:
     """The batch-views part of a result: the views made per step and their share."""
+    share = timed['ratios']['view_making_share']
     return dict(
         source=source,
         stock_batch_equals_pipeline_view0=steps.stock_equals_view0,
         views_made_per_step=sum(m.view != 0 for m in cohort),
-        view_making_ms_median=med['view_making'] * 1e3,
-        view_making_share=paired['view_making_share'],
+        view_making_ms_median=timed['medians_s']['view_making'] * 1e3,
+        view_making_share=dict(
+            per_round=timed['paired_ratios']['view_making_share'], median=share,
+            q1=timed['ratios_iqr']['view_making_share'][0],
+            q3=timed['ratios_iqr']['view_making_share'][1],
+            of_medians=timed['ratio_of_medians']['view_making_share']),
         target=dict(view_making_share=TARGET_VIEW_MAKING_SHARE,
-                    met=ratios['view_making_share'] <= TARGET_VIEW_MAKING_SHARE),
+                    met=share <= TARGET_VIEW_MAKING_SHARE),
         timing_note='device synchronised before and after each make; '
                     'share = make seconds / batch_views step seconds, per repeat')
 
 
-def print_comparison(r: dict) -> None:
-    med, ratios, expected = r['medians_s'], r['ratios'], r['flops']['expected_hooked_over_plain']
-    rows = [('hooked step (mutual_train_step)', med['hooked'], ''),
-            ('members separately (sum)', med['members'], '')]
-    for m in r['cohort']:
-        t = statistics.median(s['total'] for s in r['member_samples_s'][m['name']])
-        rows.append((f"  {m['name']} w={m['width']} {m['size']}px {m['frames']}f", t,
-                     f"{m['gmacs_fwd']:.2f} GMACs"))
-    rows.append(('plain full step (stock train_step)', med['plain'],
-                 f"{r['flops']['full'] / 1e9:.2f} GMACs"))
-    rows.append(('hooked step, batch views (stock batch)', med['batch_views'], ''))
-    rows.append(('  of which making the views', med['view_making'],
-                 f"{r['batch_views']['views_made_per_step']} views"))
-    print(f"\n{'variant':<40}{'median ms':>11}  FLOPs (fwd, batch)")
-    for label, t, f in rows:
-        print(f'{label:<40}{t * 1e3:>11.1f}  {f}')
+def print_ratios(r: dict, rows) -> None:
+    """``rows``: (key of ``r['ratios']``, label, FLOPs-expected or None, target)."""
     print(f"\n{'ratio (median of per-repeat ratios)':<40}{'measured':>9}"
-          f"{'FLOPs-expected':>16}{'target':>10}")
-    for key, label, flops, target in (
-            ('hooked_over_members', 'hooked / sum-of-members', 1.0,
-             '<= 1.10  ' + ('PASS' if r['target']['met'] else 'FAIL')),
-            ('hooked_over_plain', 'hooked / plain', expected, 'report'),
-            ('members_over_plain', 'sum-of-members / plain', expected, ''),
-            ('batch_views_over_hooked', 'batch views / pipeline views (hooked)', 1.0,
-             'report'),
-            ('view_making_share', 'view making / batch-views step', None,
-             f'<= {TARGET_VIEW_MAKING_SHARE:.0%}  '
-             + ('PASS' if r['batch_views']['target']['met'] else 'FAIL'))):
-        value = f'{ratios[key]:>9.2%}' if key.endswith('share') else f'{ratios[key]:>9.3f}'
+          f"{'FLOPs-expected':>16}{'target':>16}")
+    for key, label, flops, target in rows:
+        ratio = r['ratios'][key]
+        value = f'{ratio:>9.2%}' if key.endswith('share') else f'{ratio:>9.3f}'
         print(f'{label:<40}{value}'
               + (f'{flops:>16.3f}' if flops is not None else f"{'':>16}") + f'{target:>16}')
     print(common.describe_load(r))
     if not r['batch_views']['stock_batch_equals_pipeline_view0']:
         print("note: the stock batch differs from the pipeline's view 0 (other clips?)")
-    steps_ms = r['member_step_ms_median'].values()
-    print(f'note: sum-of-members includes {len(r["cohort"])} optimizer steps, the hooked '
-          f'step 1 ({sum(steps_ms) - statistics.median(steps_ms):.1f} ms of extra SGD steps '
-          'in the sum, median); paper: MobileNetV1 [0.25,1] ~2x wall, Slow-8x8 [0.63,1] '
-          '~1.4x FLOPs, slightly more wall time')
     if not r['losses_finite']:
         print('WARNING: non-finite losses during the benchmark (timings may be off)')
+
+
+def view_making_target(r: dict) -> str:
+    return (f'<= {TARGET_VIEW_MAKING_SHARE:.0%}  '
+            + ('PASS' if r['batch_views']['target']['met'] else 'FAIL'))
+
+
+def print_comparison(r: dict) -> None:
+    med, expected = r['medians_s'], r['flops']['expected_hooked_over_plain']
+    rows = [('hooked step (MutualStep.train_step)', med['hooked'], ''),
+            ('members separately (sum)', med['members'], '')]
+    for m in r['cohort']:
+        rows.append((f"  {m['name']} w={m['width']} {m['size']}px {m['frames']}f",
+                     statistics.median(r['member_samples_s'][m['name']]),
+                     f"{m['gmacs_fwd']:.2f} GMACs"))
+    rows += [('plain full step (stock train_step)', med['plain'],
+              f"{r['flops']['full'] / 1e9:.2f} GMACs"),
+             ('hooked step, batch views (stock batch)', med['batch_views'], ''),
+             ('  of which making the views', med['view_making'],
+              f"{r['batch_views']['views_made_per_step']} views")]
+    print(f"\n{'variant':<40}{'median ms':>11}  FLOPs (fwd, batch)")
+    for label, t, f in rows:
+        print(f'{label:<40}{t * 1e3:>11.1f}  {f}')
+    print_ratios(r, (
+        ('hooked_over_members', 'hooked / sum-of-members', 1.0,
+         '<= 1.10  ' + ('PASS' if r['target']['met'] else 'FAIL')),
+        ('hooked_over_plain', 'hooked / plain', expected, 'report'),
+        ('members_over_plain', 'sum-of-members / plain', expected, ''),
+        ('batch_views_over_hooked', 'batch views / pipeline views (hooked)', 1.0, 'report'),
+        ('view_making_share', 'view making / batch-views step', None, view_making_target(r))))
+    print(f'note: sum-of-members includes {len(r["cohort"])} optimizer steps, the hooked '
+          'step 1; paper: MobileNetV1 [0.25,1] ~2x wall, Slow-8x8 [0.63,1] ~1.4x FLOPs, '
+          'slightly more wall time')
 
 
 # ------------------------------------------------ batch views of a detector
 def compare_batch_views(args, steps: Steps, cohort) -> dict:
     """hooked (pipeline views) vs batch_views vs plain, round-robin; the share
     of the batch_views step spent making the views."""
-    names = ('hooked', 'batch_views', 'plain')
-    samples, _, watch = time_variants(steps, cohort, args.warmup, args.repeats, names)
-    med = {n: statistics.median(v) for n, v in samples.items()}
-    pairs = dict(batch_views_over_hooked=('batch_views', 'hooked'),
-                 hooked_over_plain=('hooked', 'plain'),
-                 view_making_share=('view_making', 'batch_views'))
-    paired = {k: common.paired_ratios(samples[a], samples[b]) for k, (a, b) in pairs.items()}
-    ratios = {k: r['median'] for k, r in paired.items()}
-    inputs = [tuple(x.shape[-2:]) for x in steps.stock_data['inputs']]
-    objects = [len(s.gt_instances) for s in steps.stock_data['data_samples']]
+    timed, _ = time_variants(steps, cohort, args, dict(
+        batch_views_over_hooked=('batch_views', 'hooked'),
+        hooked_over_plain=('hooked', 'plain'),
+        view_making_share=('view_making', 'batch_views')))
     return dict(
         **common.environment('mutual_step_batch_views', steps.device),
         config=config_of(args, steps, repeats=args.repeats, warmup=args.warmup, lr=args.lr,
                          seed=args.seed, threads=torch.get_num_threads(),
-                         distill=steps.distill, image_hw=inputs, objects=objects,
-                         views=[list(v) for v in steps.hook.views.views]),
-        cohort=[steps.describe(m) for m in cohort],
-        samples_s=samples, medians_s=med,
-        paired_ratios={k: r['per_round'] for k, r in paired.items()}, ratios=ratios,
-        ratios_iqr={k: [r['q1'], r['q3']] for k, r in paired.items()},
-        ratio_of_medians={k: r['of_medians'] for k, r in paired.items()},
+                         distill=steps.distill,
+                         image_hw=[tuple(x.shape[-2:]) for x in steps.stock_data['inputs']],
+                         objects=[len(s.gt_instances)
+                                  for s in steps.stock_data['data_samples']]),
+        cohort=[steps.describe(m) for m in cohort], **timed,
         batch_views=batch_views_record(
             'MutualLearningHook(batch_views=dict(scales)): the stock pipeline (Resize '
             'keep_ratio to the full view), BatchViews.make in the step '
-            '(DetectorHost.batch_view: images, boxes, bitmap masks)',
-            steps, cohort, med, paired, ratios),
-        losses_finite=steps.losses_finite(), **watch.as_dict())
+            '(DetectorHost.batch_view: images, boxes, bitmap masks)', steps, cohort, timed))
 
 
 def print_batch_views(r: dict) -> None:
-    med, ratios, iqr = r['medians_s'], r['ratios'], r['ratios_iqr']
-    print(f"\n{'variant':<44}{'median ms':>11}")
+    print(f"\n{'variant':<40}{'median ms':>11}")
     for label, key in (('hooked step, pipeline views', 'hooked'),
                        ('hooked step, batch views (stock batch)', 'batch_views'),
                        ('  of which making the views', 'view_making'),
                        ('plain full step (stock train_step)', 'plain')):
-        print(f'{label:<44}{med[key] * 1e3:>11.1f}')
-    print(f"\n{'ratio (median of per-repeat ratios)':<44}{'measured':>10}  (IQR)")
-    for key, label in (('batch_views_over_hooked', 'batch views / pipeline views'),
-                       ('hooked_over_plain', 'hooked / plain'),
-                       ('view_making_share', 'view making / batch-views step')):
-        fmt = '{:.2%}' if key.endswith('share') else '{:.3f}'
-        print(f'{label:<44}{fmt.format(ratios[key]):>10}  ('
-              + '-'.join(fmt.format(q) for q in iqr[key]) + ')')
-    met = r['batch_views']['target']['met']
-    print(f'target: view making <= {TARGET_VIEW_MAKING_SHARE:.0%} of the step: '
-          + ('PASS' if met else 'FAIL'))
-    print(common.describe_load(r))
-    if not r['batch_views']['stock_batch_equals_pipeline_view0']:
-        print("note: the stock batch differs from the pipeline's view 0")
-    if not r['losses_finite']:
-        print('WARNING: non-finite losses during the benchmark (timings may be off)')
+        print(f"{label:<40}{r['medians_s'][key] * 1e3:>11.1f}")
+    print_ratios(r, (
+        ('batch_views_over_hooked', 'batch views / pipeline views', None, 'report'),
+        ('hooked_over_plain', 'hooked / plain', None, 'report'),
+        ('view_making_share', 'view making / batch-views step', None, view_making_target(r))))
 
 
 # ------------------------------------------------------------- steady state
 def steady_state(args, steps: Steps) -> dict:
     """Consecutive hooked steps, a new cohort each (as training draws them)."""
     rng = random.Random(args.seed)
-    possible = len(steps.grid.widths) * steps.hook.num_views
+    possible = len(steps.grid.widths) * steps.step.num_views
     seen, times, new_counts, seen_counts = set(), [], [], []
     print(f'steady state: {args.steady_iters} hooked steps, a new cohort each; '
           f'{possible} possible (width, view) pairs')
     with common.Watch() as watch:
         for i in range(args.steady_iters):
-            cohort = sample_cohort(steps.grid, steps.hook.num_views, NUM_RANDOM, rng)
+            cohort = sample_cohort(steps.grid, steps.step.num_views, NUM_RANDOM, rng)
             pairs = {(m.width, m.view) for m in cohort}
             new_counts.append(len(pairs - seen))
             seen |= pairs
@@ -641,7 +570,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix='bench_mutual_step_') as tmp:
         steps = Steps(args, device, tmp)
         grid = steps.grid
-        cohort = sample_cohort(grid, steps.hook.num_views, NUM_RANDOM, random.Random(args.seed))
+        cohort = sample_cohort(grid, steps.step.num_views, NUM_RANDOM, random.Random(args.seed))
         print(common.describe_machine(device))
         print(f'views: sizes {steps.scales} x frames {steps.frames}; batch {args.batch}; '
               f'widths {grid.widths[0]}..{grid.max} step {grid.step}')

@@ -1,12 +1,8 @@
-"""What the benchmark scripts share: common flags and set-up, the machine and
-versions a result was measured on, timing (device synchronised, rounds of
-variants back to back, paired ratios), FLOPs counts, pieces of the
-generated-data configs, and writing the JSON.
-
-The machines are shared with other jobs, so every script times its variants
-side by side and reports medians of per-round ratios with the load average.
-Each script's JSON keeps the keys of its earlier results (docs/benchmarks.md
-quotes them), hence ``environment(rename=...)``.
+"""What the benchmark scripts share: flags and set-up, the machine and versions
+a result was measured on, timing (device synchronised, variants round-robin,
+paired ratios: the machines are shared with other jobs), FLOPs counts, pieces of
+the generated-data configs, and writing the JSON. Each script's JSON keeps the
+keys of its earlier results (docs/benchmarks.md quotes them): ``rename``.
 """
 from __future__ import annotations
 
@@ -107,17 +103,18 @@ VERSION_KEYS = ('python', 'torch', 'mmcv', 'mmengine', 'mmdet', 'mmaction')
 
 
 def environment(benchmark: str, device: torch.device, rename: dict = None) -> dict:
-    """The head of a result: which benchmark, when, the versions, the machine.
-    ``rename``: ``{key: the key this script's results use}``."""
-    import mmaction
-    import mmcv
-    import mmdet
-    import mmengine
+    """The head of a result: which benchmark, when, the versions (None: not
+    installed), the machine. ``rename``: ``{key: the key this script's results use}``."""
+    import importlib
+    versions = {}
+    for name in VERSION_KEYS[2:]:
+        try:
+            versions[name] = importlib.import_module(name).__version__
+        except ImportError:
+            versions[name] = None
     env = dict(benchmark=benchmark,
                timestamp=datetime.datetime.now(datetime.timezone.utc).isoformat(),
-               python=platform.python_version(), torch=torch.__version__,
-               mmcv=mmcv.__version__, mmengine=mmengine.__version__,
-               mmdet=mmdet.__version__, mmaction=mmaction.__version__,
+               python=platform.python_version(), torch=torch.__version__, **versions,
                device=device.type, device_name=device_name(device),
                cpu_count=os.cpu_count(), num_threads=torch.get_num_threads())
     return {(rename or {}).get(k, k): v for k, v in env.items()}
@@ -139,12 +136,13 @@ def describe_load(result: dict) -> str:
     return line
 
 
-def save_json(path: str, result: dict) -> None:
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with open(path, 'w') as f:
-        json.dump(result, f, indent=1)
-    shown = osp.relpath(path)
-    print(f'\nwrote {path if shown.startswith("..") else shown}')
+def save_json(path: str, result: dict, quiet: bool = False) -> None:
+    """``result`` written to ``path`` atomically (a killed run leaves no half file)."""
+    from mutual_mm.fileio import write_text
+    write_text(path, json.dumps(result, indent=1))
+    if not quiet:
+        shown = osp.relpath(path)
+        print(f'\nwrote {path if shown.startswith("..") else shown}')
 
 
 # ------------------------------------------------------------------ timing
@@ -192,6 +190,24 @@ def run_rounds(warmup: int, repeats: int, one_round: Callable[[int, bool], None]
     return watch
 
 
+def round_robin(variants: dict, device: torch.device, warmup: int, repeats: int,
+                prepare: Callable[[str], None] = None):
+    """Each round times every ``variants[name]()`` once (after an untimed
+    ``prepare(name)``), the order rotating (:func:`rotated`):
+    ``({name: [seconds per timed round]}, Watch)``."""
+    times = {name: [] for name in variants}
+
+    def one_round(r: int, timed: bool) -> None:
+        for name in rotated(list(variants), r):
+            if prepare:
+                prepare(name)
+            seconds, _ = clock(variants[name], device)
+            if timed:
+                times[name].append(seconds)
+
+    return times, run_rounds(warmup, repeats, one_round)
+
+
 def rotated(seq: Sequence, r: int) -> list:
     """``seq`` rotated by ``r``: who goes first changes every round, so a burst
     of load from elsewhere does not always hit the same variant."""
@@ -227,6 +243,28 @@ def count_flops(module: torch.nn.Module, *inputs) -> int:
             return int(analyzer.total())
     finally:
         module.train(was_training)
+
+
+# ------------------------------------------------------------------- plots
+def log_axes(ncols: int = 1, figsize=(7.0, 4.4), **kw):
+    """``(figure, axes)``: log-scale x axes labelled in plain numbers, a grid."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, ncols, figsize=figsize, dpi=130, **kw)
+    for ax in (axes if ncols > 1 else [axes]):
+        ax.set_xscale('log')
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f'{v:g}'))
+        ax.grid(alpha=0.3)
+    return fig, axes
+
+
+def save_figure(fig, path: str) -> str:
+    import matplotlib.pyplot as plt
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 # ---------------------------------------------------- generated-data configs

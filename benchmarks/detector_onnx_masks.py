@@ -12,13 +12,15 @@ When the third row equals the first, the segm gap is the pasting resolution.
 """
 import argparse
 import copy
-import json
 import os.path as osp
 import sys
 import time
 import warnings
 
-warnings.filterwarnings('ignore')
+import torch
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # the repository root
+from benchmarks import common  # noqa: E402
 
 import mutual_mm  # noqa: E402,F401
 from mmengine.evaluator import Evaluator  # noqa: E402
@@ -26,10 +28,9 @@ from mmengine.runner import Runner  # noqa: E402
 
 from mutual_mm.deploy.mmdeploy_export import detections_to_instances  # noqa: E402
 from mutual_mm.deploy.onnx_export import evaluate_onnx_detector  # noqa: E402
-from mutual_mm.fileio import write_text  # noqa: E402
 from mutual_mm.utils import load_config  # noqa: E402
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # common.py
+warnings.filterwarnings('ignore')
 
 KEYS = ('coco/bbox_mAP', 'coco/segm_mAP')
 
@@ -55,12 +56,12 @@ def pytorch_metrics(cfg, masks_at_input_size: bool) -> dict:
     return {k: float(metrics[k]) for k in KEYS}
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('subnet_dir')
     parser.add_argument('--out', default='benchmarks/results/detector_onnx_masks_cpu.json')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     cfg = load_config(osp.join(args.subnet_dir, 'subnet_config.py'))
     cfg.work_dir = osp.join(args.subnet_dir, 'masks_study')
     cfg.log_level = 'ERROR'
@@ -71,15 +72,12 @@ def main():
     rows = dict(onnxruntime={k: float(onnx[k]) for k in KEYS},
                 pytorch=pytorch_metrics(cfg, masks_at_input_size=False),
                 pytorch_masks_pasted_at_input_size=pytorch_metrics(cfg, True))
-    with open(osp.join(args.subnet_dir, 'subnet_config.py')) as f:
-        subnet = dict(width=cfg.model.width, config=f.name)
-    import torch
-    from common import device_name
-    result = dict(cpu=device_name(torch.device('cpu')), date=time.strftime('%Y-%m-%d'),
-                  command=' '.join(['benchmarks/detector_onnx_masks.py'] + sys.argv[1:]),
-                  subnet=subnet, rows=rows)
-    print(json.dumps(result, indent=1))
-    write_text(args.out, json.dumps(result, indent=1))
+    subnet = dict(width=cfg.model.width, config=osp.join(args.subnet_dir, 'subnet_config.py'))
+    print(rows)
+    common.save_json(args.out, dict(
+        cpu=common.device_name(torch.device('cpu')), date=time.strftime('%Y-%m-%d'),
+        command=' '.join(['benchmarks/detector_onnx_masks.py'] + sys.argv[1:]),
+        subnet=subnet, rows=rows))
 
 
 if __name__ == '__main__':

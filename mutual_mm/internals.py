@@ -38,6 +38,18 @@ def mark_checkpoint_loaded(runner) -> None:
     runner._has_loaded = True
 
 
+def resuming(runner) -> bool:
+    """Whether ``runner`` resumes a run (``resume=True``), as opposed to loading
+    weights to start one (``load_from`` alone) or to deploy them; what an
+    ``after_load_checkpoint`` hook needs to know, as mmengine's own ``EMAHook``
+    does.
+
+    Why private: mmengine calls ``after_load_checkpoint`` for both, and keeps
+    the difference only in ``Runner._resume`` (``EMAHook`` reads it the same way).
+    """
+    return bool(runner._resume)
+
+
 def defines_own_train_step(model) -> bool:
     """Whether ``model``'s class replaces mmengine's ``BaseModel.train_step``
     (the hook replaces the step and would bypass such a class's own)."""

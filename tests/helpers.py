@@ -4,8 +4,17 @@ import os.path as osp
 
 import numpy as np
 
+import pytest
 import torch
 from mmengine.structures import InstanceData
+
+from mutual_mm.extras import available
+
+
+def needs(extra):
+    """Skip a test of the core's files where the optional host library ``extra``
+    does not import (how tests/test_core_only.py runs them)."""
+    return pytest.mark.skipif(not available(extra), reason=f'needs {extra}')
 
 
 def det_packed_inputs(height=128, width=160, num_boxes=2, num_classes=80):
@@ -58,7 +67,7 @@ def det_train_cfg(work_dir, data_root, scales=DET_SCALES, hook=None, max_iters=2
     """The stock Mask R-CNN R50-FPN config, backbone swapped to SlimResNet, the
     MultiResolution transform and (optionally) the hook added, on a small
     generated COCO set; iteration-based, tiny sizes."""
-    from mutual_mm.datasets.synthetic import SHAPE_CLASSES, make_coco_shapes
+    from tools.data_generators.shapes_and_motion import SHAPE_CLASSES, make_coco_shapes
     from mutual_mm.utils import load_config
     cfg = load_config('mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py')
     ann = make_coco_shapes(str(data_root), num_images=4, size=(160, 120), seed=seed)
@@ -105,7 +114,7 @@ def rec_train_cfg(work_dir, data_root, scales=(48, 40, 32), frames=(4, 3, 2), ho
     """The stock SlowOnly R50 Kinetics config, backbone swapped to
     SlimResNet3dSlowOnly, MultiResolution (spatial x temporal) and (optionally)
     the hook added, on small generated mp4 clips; no dropout (deterministic)."""
-    from mutual_mm.datasets.synthetic import MOTION_CLASSES, make_motion_videos
+    from tools.data_generators.shapes_and_motion import MOTION_CLASSES, make_motion_videos
     from mutual_mm.utils import load_config
     cfg = load_config(SLOWONLY)
     ann = make_motion_videos(str(data_root), num_videos=4, size=(64, 48),
@@ -138,7 +147,7 @@ def rec_train_cfg(work_dir, data_root, scales=(48, 40, 32), frames=(4, 3, 2), ho
         interval=checkpoint_interval or max_iters)
     cfg.val_dataloader = cfg.val_evaluator = cfg.val_cfg = None
     cfg.test_dataloader = cfg.test_evaluator = cfg.test_cfg = None
-    if with_test:  # the test pipeline ends with the size a configuration sets
+    if with_test:  # the test pipeline ends with the size a subnet sets
         test_pipeline = [
             dict(type='DecordInit'),
             dict(type='SampleFrames', clip_len=frames[0], frame_interval=2,
@@ -201,7 +210,7 @@ def on_small_data(cfg, work_dir, data_root, task, max_iters=2):
     """A provided config, unchanged but for its data (generated in ``task``'s real
     format under ``data_root``), its sizes and its schedule (``max_iters``
     iterations; validation after them with the config's own metric)."""
-    from mutual_mm.datasets.synthetic import (MOTION_CLASSES, SHAPE_CLASSES,
+    from tools.data_generators.shapes_and_motion import (MOTION_CLASSES, SHAPE_CLASSES,
                                               make_coco_shapes, make_motion_videos)
     data_root = str(data_root)
     if task == 'coco':

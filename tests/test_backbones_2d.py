@@ -1,5 +1,5 @@
 """SlimResNet / SlimMobileNetV2 against mmdet's stock backbones, and the
-model-level configuration API on a stock Mask R-CNN config."""
+model-level subnet API on a stock Mask R-CNN config."""
 import pytest
 import torch
 from mmdet.models.backbones import MobileNetV2, ResNet
@@ -153,7 +153,7 @@ def test_mask_rcnn_with_only_the_backbone_swapped():
     assert len(set(totals.values())) == 3
 
 
-def test_configuration_api_and_its_errors():
+def test_subnet_api_and_its_errors():
     model = _mask_rcnn('SlimResNet')
     assert get_model_width(model) == 1.0
     with model_at_width(model, 0.5):

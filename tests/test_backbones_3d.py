@@ -41,7 +41,7 @@ def test_stock_checkpoint_loads_strictly(tmp_path, stock_cls, slim_cls, kwargs):
 
 @pytest.mark.parametrize('stock_cls, slim_cls, kwargs', [SLOW, X3D_M])
 @pytest.mark.parametrize('width, size, frames', [(0.63, 48, 3), (0.8, 56, 5), (1.0, 64, 8)])
-def test_configurations_run_forward_backward_and_export(stock_cls, slim_cls, kwargs,
+def test_subnets_run_forward_backward_and_export(stock_cls, slim_cls, kwargs,
                                                         width, size, frames):
     torch.manual_seed(0)
     model = slim_cls(**kwargs)

@@ -11,6 +11,10 @@ import mutual_mm  # noqa: F401
 from mutual_mm.models import SlimMobileNetV1, SlimVGG
 from mutual_mm.ops import SlimMixin, export_static
 
+from .helpers import needs
+
+pytestmark = pytest.mark.core
+
 BACKBONES = [SlimMobileNetV1, SlimVGG]
 STRIDES = (4, 8, 16, 32)
 FULL_CHANNELS = {SlimMobileNetV1: (128, 256, 512, 1024), SlimVGG: (128, 256, 512, 512)}
@@ -45,8 +49,8 @@ def _randomize_bn(model, seed=0):
 
 
 def _dense_twin(cls, **kwargs):
-    """The same network built from plain mmcv/torch layers: ``_make_slim`` skipped."""
-    dense_cls = type(f'Dense{cls.__name__}', (cls,), {'_make_slim': lambda self: None})
+    """The same network built from plain mmcv/torch layers: ``make_slim`` skipped."""
+    dense_cls = type(f'Dense{cls.__name__}', (cls,), {'make_slim': lambda self: None})
     return dense_cls(**kwargs)
 
 
@@ -55,6 +59,8 @@ def _n_params(model):
 
 
 # ------------------------------------------------------------------ registry
+@needs('mmdet')
+@needs('mmaction')
 @pytest.mark.parametrize('scope', ['mmdet', 'mmaction'])
 @pytest.mark.parametrize('cls', BACKBONES)
 def test_built_by_plain_name_in_host_scopes(scope, cls):

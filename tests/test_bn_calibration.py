@@ -1,4 +1,4 @@
-"""BN calibration per configuration, and testing at a calibrated configuration."""
+"""BN calibration per subnet, and testing at a calibrated subnet."""
 import copy
 import os.path as osp
 
@@ -24,7 +24,7 @@ class _TinySlim(SlimBackboneMixin, nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(3, 16, 3, padding=1)
         self.bn = nn.BatchNorm2d(16)
-        self._make_slim()
+        self.make_slim()
 
     full_out_channels = (16, )
 
@@ -77,7 +77,7 @@ class _TinySlim3d(SlimBackboneMixin, nn.Module):
         super().__init__()
         self.conv = nn.Conv3d(3, 16, 3, padding=1)
         self.bn = nn.BatchNorm3d(16)
-        self._make_slim()
+        self.make_slim()
 
     full_out_channels = (16, )
 
@@ -149,15 +149,16 @@ def test_too_few_batches_and_bad_counts_are_refused():
         calibrate_bn(model, iter([]), 0)
 
 
-def test_trained_configurations_come_from_the_config(trained):
-    cfg, _, _ = trained
-    configs = trained_subnets(cfg)
-    assert len(configs) == 11 * 3 * 3  # widths 0.5..1.0 step 0.05 x 3 sizes x 3 frames
-    assert configs[0] == Subnet(0.5, 48, 4)
+def test_trained_subnets_come_from_the_checkpoints_record(trained):
+    cfg, checkpoint, _ = trained
+    subnets = trained_subnets(cfg, checkpoint=checkpoint)
+    assert len(subnets) == 11 * 3 * 3  # widths 0.5..1.0 step 0.05 x 3 sizes x 3 frames
+    assert subnets[0] == Subnet(0.5, 48, 4)
+    assert trained_subnets(cfg) == subnets  # the config alone (no checkpoint) agrees
 
 
 def _test_at(cfg, checkpoint, work_dir, **config):
-    """`mim test` at a configuration: the checkpoint, a CalibratedSubnetHook; also
+    """`mim test` at a subnet: the checkpoint, a CalibratedSubnetHook; also
     returns the prediction scores of every test sample."""
     from mmengine.hooks import Hook
     scores = []
@@ -177,7 +178,7 @@ def _test_at(cfg, checkpoint, work_dir, **config):
     return runner, metrics, torch.stack(scores)
 
 
-def test_testing_a_calibrated_configuration_equals_calibrating_in_place(trained):
+def test_testing_a_calibrated_subnet_equals_calibrating_in_place(trained):
     from mutual_mm import set_model_width
     from mutual_mm.datasets.pipeline_views import set_pipeline_view
     from mutual_mm.deploy.calibrate_checkpoint import calibration_dataloader_cfg
@@ -216,12 +217,12 @@ def test_testing_a_calibrated_configuration_equals_calibrating_in_place(trained)
                                    for o in model.test_step(batch)])
     torch.testing.assert_close(scores, here_scores, rtol=1e-5, atol=1e-6)
 
-    # and a different configuration really gives different predictions
+    # and a different subnet really gives different predictions
     _, _, full_scores = _test_at(cfg, out, tmp / 't2', width=1.0, scale=48, frames=4)
     assert not torch.allclose(scores, full_scores)
 
 
-def test_an_uncalibrated_configuration_is_refused(trained):
+def test_an_uncalibrated_subnet_is_refused(trained):
     cfg, checkpoint, tmp = trained
     with pytest.raises(KeyError, match=r'w0\.75_s40_f3.*calibrated: none'):
         _test_at(cfg, checkpoint, tmp / 'u', width=0.75, scale=40, frames=3)
@@ -251,12 +252,12 @@ def test_detector_calibration_runs_only_the_feature_extractor(tmp_path, monkeypa
     dataset = runner.train_dataloader.dataset
     batches = split_views(pseudo_collate([dataset[0], dataset[1]]), 1)
     from mutual_mm.hosts import DetectorHost, host_of
-    assert host_of(model)._norms_only_in_features()
+    assert host_of(model).norms_only_in_features()
     calls = []
     model.roi_head.bbox_roi_extractor.register_forward_pre_hook(lambda *a: calls.append(1))
     fast = calibrate_bn(model, batches, 1, width=0.5, exact=exact)
     assert not calls  # the heads did not run
-    monkeypatch.setattr(DetectorHost, '_norms_only_in_features', lambda self: False)
+    monkeypatch.setattr(DetectorHost, 'norms_only_in_features', lambda self: False)
     full = calibrate_bn(model, batches, 1, width=0.5, exact=exact)
     assert calls and fast.keys() == full.keys() and fast
     for name, (mean, var) in full.items():
@@ -372,7 +373,7 @@ class _TwoBNSlim(SlimBackboneMixin, nn.Module):
         self.bn1 = nn.BatchNorm2d(16)
         self.conv2 = nn.Conv2d(16, 16, 3, padding=1)
         self.bn2 = nn.BatchNorm2d(16)
-        self._make_slim()
+        self.make_slim()
 
     full_out_channels = (16, )
 

@@ -12,7 +12,7 @@ from mmengine.registry import DATASETS, METRICS, MODELS, init_default_scope
 from mmengine.runner import Runner
 
 from mutual_mm.datasets.charades import CharadesClipLabels, parse_charades_actions
-from mutual_mm.datasets.synthetic_charades import CHARADES_COLUMNS, make_charades
+from tools.data_generators.charades import CHARADES_COLUMNS, make_charades
 from mutual_mm.utils import load_config
 
 SLOWONLY_CFG = 'configs/charades/slowonly_slim-r50_8x8x1_charades-ft.py'

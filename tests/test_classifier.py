@@ -20,7 +20,9 @@ from mutual_mm.datasets.classification import (ClsRandomResizedCrop, ClsResizeEd
                                                TopKAccuracy, read_idx)
 from mutual_mm.engine import MutualLearningHook
 
-from .helpers import write_fake_fashion_mnist
+from .helpers import needs, write_fake_fashion_mnist
+
+pytestmark = pytest.mark.core
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PRETRAIN = osp.join(ROOT, 'configs', 'pretrain')
@@ -201,26 +203,21 @@ def test_hooked_gradient_is_the_sum_of_member_gradients(tmp_path):
     from mmengine.dataset import pseudo_collate
     from mmengine.optim import OptimWrapper
 
-    from mutual_mm.engine import Member, kl_to_teacher, mutual_train_step, split_views
+    from mutual_mm.engine import Member, kl_to_teacher, split_views
     cfg = _hooked_mbv1_cfg(tmp_path)
     runner = Runner.from_cfg(cfg)
     model = runner.model
     hook = [h for h in runner.hooks if isinstance(h, MutualLearningHook)][0]
-    hook.before_train(runner)  # set-up only: consumers, logits capture
+    hook.before_train(runner)  # set-up only: the step of the config's hook
     dataset = runner.train_dataloader.dataset
     data = pseudo_collate([dataset[0], dataset[2]])
     cohort = [Member('full', 1.0, 0), Member('min', 0.25, 3), Member('rand0', 0.6, 1)]
-
-    def configure(member):
-        model.backbone.set_width(member.width)
-        return member.view
 
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
     hooked = {}
     optimizer.register_step_pre_hook(lambda *a: hooked.update(
         {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
-    mutual_train_step(model, data, OptimWrapper(optimizer), cohort, configure,
-                      hook._captured_logits)
+    hook.step.train_step(data, OptimWrapper(optimizer), cohort)
 
     views = split_views(data, 4)
     separate, teacher = {}, None
@@ -264,7 +261,7 @@ def test_pretrain_configs_parse_and_build(config):
     else:
         assert multi[0].scales == [224, 192, 160, 128]
     assert cfg.test_dataloader.dataset.pipeline[-2] == dict(
-        type='Resize', scale=224, keep_ratio=False)  # where a configuration's size goes
+        type='Resize', scale=224, keep_ratio=False)  # where a subnet's size goes
     from mmengine.dataset import Compose
     Compose(cfg.train_dataloader.dataset.pipeline)
     Compose(cfg.test_dataloader.dataset.pipeline)
@@ -280,6 +277,7 @@ DETECTION_BACKBONES = {
 }
 
 
+@needs('mmdet')
 @pytest.mark.parametrize('config', sorted(DETECTION_BACKBONES))
 def test_pretrained_backbone_loads_strictly_into_the_detection_backbone(tmp_path, config):
     cfg = Config.fromfile(osp.join(PRETRAIN, config))
@@ -292,6 +290,7 @@ def test_pretrained_backbone_loads_strictly_into_the_detection_backbone(tmp_path
     det_backbone.load_state_dict(state, strict=True)
 
 
+@needs('mmdet')
 def test_r50_checkpoint_initializes_mask_rcnn_through_init_cfg(tmp_path):
     """The hand-over as a user writes it: the stock Mask R-CNN config with
     SlimResNet and init_cfg=Pretrained(checkpoint, prefix='backbone.')."""

@@ -20,7 +20,7 @@ from mmengine.registry import DATASETS, METRICS, MODELS
 from mmengine.runner import Runner
 
 import mutual_mm  # noqa: F401
-from mutual_mm.datasets.synthetic_ava import AVA_ACTIONS, ava_files, make_ava
+from tools.data_generators.ava import AVA_ACTIONS, ava_files, make_ava
 from mutual_mm.utils import build_model, load_config
 
 CONFIGS = {

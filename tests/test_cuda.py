@@ -1,8 +1,10 @@
-"""What only a GPU can show, run by benchmarks/gpu_check.sh on a CUDA machine
-(`pytest -m cuda`); skipped cleanly where torch sees no GPU. Slim layers equal
-their static twins under cudnn, the hooked step's gradient is the sum of its
-members' (also under AMP fp16, where the loss scaler must see ONE step per
-cohort), views made from the batch and BN calibration agree with the CPU."""
+"""What only a GPU can show, for video recognition (mmaction2's SlowOnly), run by
+benchmarks/gpu_check.sh on a CUDA machine (`pytest -m cuda`); skipped cleanly where
+torch sees no GPU or mmaction2 does not import (tests/test_cuda_core.py holds the
+same checks for the core alone, and the slim layers'). The hooked step's gradient
+is the sum of its members' (also under AMP fp16, where the loss scaler must see ONE
+step per cohort), views made from the batch (frames too) and BN calibration agree
+with the CPU."""
 import copy
 
 import pytest
@@ -13,13 +15,13 @@ from mmengine.runner import Runner
 
 import mutual_mm  # noqa: F401
 from mutual_mm.deploy import calibrate_bn
-from mutual_mm.engine import Member, mutual_train_step, split_views
+from mutual_mm.engine import Member, MutualStep, split_views
 from mutual_mm.hosts import BatchViews, host_of
-from mutual_mm.ops import SlimConv2d, SlimConv3d, export_static
+from mutual_mm.ops import WidthGrid
 
-from .helpers import rec_train_cfg
+from .helpers import needs, rec_train_cfg
 
-pytestmark = [pytest.mark.cuda,
+pytestmark = [pytest.mark.cuda, needs('mmaction'),
               pytest.mark.skipif(not torch.cuda.is_available(), reason='no CUDA device')]
 
 
@@ -30,59 +32,36 @@ def cudnn_benchmark():
     torch.backends.cudnn.benchmark = False
 
 
-@pytest.mark.parametrize('conv, shape', [(SlimConv2d, (2, 16, 20, 20)),
-                                         (SlimConv3d, (2, 16, 4, 20, 20))])
-@pytest.mark.parametrize('dtype', [torch.float32, torch.float16, torch.bfloat16])
-def test_slim_conv_equals_its_static_twin_on_cuda(conv, shape, dtype):
-    torch.manual_seed(0)
-    layer = conv(16, 32, 3, padding=1).cuda().to(dtype)
-    mutual_mm.ops.set_width(layer, 0.5)
-    x = torch.randn(shape, device='cuda', dtype=dtype)
-    static = export_static(layer, x)
-    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-2, atol=1e-2)
-    torch.testing.assert_close(layer(x), static(x), **tol)
-
-
 def _runner(tmp_path, distill='kl'):
-    hook = dict(type='MutualLearningHook', width_range=(0.5, 1.0), distill=distill)
-    runner = Runner.from_cfg(rec_train_cfg(tmp_path / 'w', tmp_path / 'd', hook=hook))
+    runner = Runner.from_cfg(rec_train_cfg(tmp_path / 'w', tmp_path / 'd'))
     runner.model.cuda()
-    hook = [h for h in runner.hooks if type(h).__name__ == 'MutualLearningHook'][0]
-    hook.before_train(runner)
-    return runner, hook
+    step = MutualStep.of(runner.model, runner.train_dataloader.dataset,
+                         WidthGrid((0.5, 1.0), 0.05), distill=distill)
+    return runner, step
 
 
-def _configure(model):
-    def configure(member):
-        model.backbone.set_width(member.width)
-        return member.view
-    return configure
-
-
-def _cohort_grads(model, data, cohort, configure, wrapper, hook):
+def _cohort_grads(model, data, cohort, wrapper, step):
     grads = {}
 
     def keep(opt, args, kwargs):
         grads.update({n: p.grad.clone() for n, p in model.named_parameters()
                       if p.grad is not None})
     wrapper.optimizer.register_step_pre_hook(keep)
-    capture = hook._captured_logits if hook.resolved_distill == 'kl' else None
-    mutual_train_step(model, data, wrapper, cohort, configure, capture)
+    step.train_step(data, wrapper, cohort)
     return grads
 
 
 def test_hooked_step_is_the_sum_of_members_on_cuda(tmp_path):
     """distill='gt': each member's loss is its own, so the cohort's gradient is
     the sum of single-member steps' gradients."""
-    runner, hook = _runner(tmp_path, distill='gt')
+    runner, step = _runner(tmp_path, distill='gt')
     model = runner.model
     data = pseudo_collate([runner.train_dataloader.dataset[i] for i in (0, 1)])
     cohort = [Member('full', 1.0, 0), Member('min', 0.5, 8), Member('rand0', 0.75, 4)]
 
-    configure = _configure(model)
     def grads(members):
         sgd = torch.optim.SGD(model.parameters(), lr=0.0)
-        return _cohort_grads(model, data, members, configure, OptimWrapper(sgd), hook)
+        return _cohort_grads(model, data, members, OptimWrapper(sgd), step)
 
     both = grads(cohort)
     parts = [grads([m]) for m in cohort]
@@ -92,20 +71,18 @@ def test_hooked_step_is_the_sum_of_members_on_cuda(tmp_path):
 
 
 def test_amp_fp16_scaler_sees_one_step_per_cohort(tmp_path):
-    runner, hook = _runner(tmp_path)
+    runner, step = _runner(tmp_path)
     model = runner.model
     data = pseudo_collate([runner.train_dataloader.dataset[i] for i in (0, 1)])
     cohort = [Member('full', 1.0, 0), Member('min', 0.5, 8), Member('rand0', 0.75, 4)]
 
-    configure = _configure(model)
     wrapper = AmpOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=1e-3),
                               dtype='float16', loss_scale='dynamic')
     wrapper.initialize_count_status(model, 0, 10)
     scale = wrapper.loss_scaler.get_scale()
     steps = []
     wrapper.optimizer.register_step_post_hook(lambda *a: steps.append(1))
-    log_vars = mutual_train_step(model, data, wrapper, cohort, configure,
-                                 hook._captured_logits)
+    log_vars = step.train_step(data, wrapper, cohort)
     assert torch.isfinite(log_vars['loss'])
     assert len(steps) == 1  # one optimizer step for the cohort
     assert wrapper.loss_scaler.get_scale() == scale  # finite: no back-off

@@ -16,7 +16,7 @@ from mmengine.runner import Runner
 from mmengine.structures import InstanceData
 
 import mutual_mm  # noqa: F401
-from mutual_mm.datasets.synthetic import make_coco_shapes
+from tools.data_generators.shapes_and_motion import make_coco_shapes
 from mutual_mm.engine import split_views
 from mutual_mm.hosts import BatchViews, host_of
 from mutual_mm.utils import load_config

@@ -1,4 +1,4 @@
-"""Static export of one configuration equals the dynamic model there."""
+"""Static export of one subnet equals the dynamic model there."""
 import copy
 
 import torch

@@ -94,7 +94,7 @@ def test_a_checkpoint_with_non_finite_weights_is_refused_before_it_is_written():
     hook = MutualLearningHook()
     good = dict(state_dict={'a.weight': torch.ones(2), 'a.num_batches': torch.tensor(3)})
     hook.before_save_checkpoint(FakeRunner(), good)
-    assert 'mutual_learning' in good
+    assert 'cohort_sampler' in good and 'random_states' in good
     bad = dict(state_dict={'a.weight': torch.ones(2),
                            'b.weight': torch.tensor([1.0, float('nan')]),
                            'c.bias': torch.tensor([float('inf')])})
@@ -152,7 +152,7 @@ def test_resume_equals_the_uninterrupted_run_bit_for_bit_with_dropout(tmp_path, 
 
 
 def _coco_with_an_empty_image(root):
-    from mutual_mm.datasets.synthetic import make_coco_shapes
+    from tools.data_generators.shapes_and_motion import make_coco_shapes
     ann = make_coco_shapes(str(root), num_images=4, size=(64, 48), seed=0)
     import json
     images = json.load(open(ann))['images']
@@ -194,7 +194,7 @@ def test_an_unreadable_image_names_its_file_and_index(tmp_path, num_workers):
 
 def test_a_truncated_video_is_named_or_skipped_when_asked(tmp_path):
     from mmengine.registry import init_default_scope
-    from mutual_mm.datasets.synthetic import make_motion_videos
+    from tools.data_generators.shapes_and_motion import make_motion_videos
     init_default_scope('mmaction')
     ann = make_motion_videos(str(tmp_path), num_videos=4, size=(64, 48), num_frames=16)
     videos = sorted((tmp_path / 'videos').glob('*.mp4'))
@@ -224,7 +224,7 @@ def test_a_truncated_video_is_named_or_skipped_when_asked(tmp_path):
 
 def test_what_was_trained_travels_with_the_checkpoint_and_bounds_deployment(trained):
     """The hook records its widths, views and distillation; calibration, testing at
-    a configuration, the lookup table and export refuse anything outside them
+    a subnet, the lookup table and export refuse anything outside them
     unless explicitly allowed (then the table marks it)."""
     from mutual_mm.deploy import (CalibratedSubnetHook, Subnet, build_lookup_table,
                                   calibrate_checkpoint, load_table, save_table)

@@ -16,6 +16,8 @@ from mutual_mm.models import MutualImageClassifier
 
 from .test_classifier import _hooked_mbv1_cfg
 
+pytestmark = pytest.mark.core
+
 
 def test_pinned_mmengine_is_the_checked_one():
     import mmengine
@@ -82,3 +84,19 @@ def test_hook_logs_that_it_replaced_the_step(tmp_path):
     assert 'MMDistributedDataParallel' not in log
     assert ('MutualImageClassifier.train_step replaced by the mutual step '
             '(MutualImageClassifier: ClassifierHost)') in log
+
+
+def test_resuming_tells_a_resume_from_a_load(tmp_path):
+    """What MutualLearningHook's record reads at after_load_checkpoint, which
+    mmengine calls for ``load_from`` and ``resume`` alike."""
+    class Tiny(BaseModel):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(1, 1)
+
+        def forward(self, *args, **kwargs):
+            return {}
+
+    for resume in (True, False):
+        runner = Runner(Tiny(), work_dir=str(tmp_path / str(resume)), resume=resume)
+        assert internals.resuming(runner) is resume

@@ -2,7 +2,6 @@
 import json
 
 import pytest
-import torch
 
 import mutual_mm  # noqa: F401
 from mutual_mm.deploy import (Subnet, TableRow, load_table, pareto_frontier,
@@ -18,7 +17,7 @@ def _rows():
             row(0.5, 128, 10, 0.45, 1.5)]
 
 
-def test_pareto_frontier_keeps_only_unbeaten_configurations():
+def test_pareto_frontier_keeps_only_unbeaten_subnets():
     keys = [r.subnet.key for r in pareto_frontier(_rows())]
     # 0.75-224 (60, 0.74) is beaten by the cheaper 1.0-160 (55, 0.76); 0.5-224 by nobody
     assert keys == ['w0.5_s128', 'w0.5_s160', 'w0.5_s224', 'w0.75_s160', 'w1_s160',
@@ -69,7 +68,6 @@ def test_tables_round_trip_and_plot(tmp_path):
 
 
 def test_the_table_tool_on_a_trained_checkpoint(trained, tmp_path):
-    from mutual_mm.ops import export_static
     from tools.build_lookup_table import main
     cfg, checkpoint, tmp = trained
     cfg_file = tmp_path / 'config.py'

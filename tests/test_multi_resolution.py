@@ -7,7 +7,7 @@ from mmengine.registry import init_default_scope
 
 import mutual_mm  # noqa: F401
 from mutual_mm.datasets import uniform_frame_indices
-from mutual_mm.datasets.synthetic import make_coco_shapes, make_motion_videos
+from tools.data_generators.shapes_and_motion import make_coco_shapes, make_motion_videos
 from mutual_mm.engine import split_views
 
 

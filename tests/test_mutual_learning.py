@@ -102,24 +102,17 @@ def _grads_of_one_step(model, step):
 def test_hooked_gradient_is_the_sum_of_member_gradients(tmp_path, distill):
     from mmengine.dataset import pseudo_collate
 
-    from mutual_mm.engine import Member, kl_to_teacher, mutual_train_step, split_views
+    from mutual_mm.engine import Member, MutualStep, kl_to_teacher, split_views
+    from mutual_mm.ops import WidthGrid
     from .helpers import rec_train_cfg
-    hook = dict(type='MutualLearningHook', width_range=(0.5, 1.0), distill=distill)
-    runner = _runner(rec_train_cfg(tmp_path / 'w', tmp_path / 'd', hook=hook))
+    runner = _runner(rec_train_cfg(tmp_path / 'w', tmp_path / 'd'))
     model = runner.model
-    hook = [h for h in runner.hooks if isinstance(h, MutualLearningHook)][0]
-    hook.before_train(runner)  # set-up only: consumers, distillation capture
     dataset = runner.train_dataloader.dataset
+    step = MutualStep.of(model, dataset, WidthGrid((0.5, 1.0), 0.05), distill=distill)
     data = pseudo_collate([dataset[0], dataset[1]])
     cohort = [Member('full', 1.0, 0), Member('min', 0.5, 8), Member('rand0', 0.75, 4)]
 
-    def configure(member):
-        model.backbone.set_width(member.width)
-        return member.view
-
-    hooked = _grads_of_one_step(model, lambda ow: mutual_train_step(
-        model, data, ow, cohort, configure,
-        hook._captured_logits if distill == 'kl' else None))
+    hooked = _grads_of_one_step(model, lambda ow: step.train_step(data, ow, cohort))
 
     views = split_views(data, 9)
     separate = {}
@@ -196,7 +189,7 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     assert first_log + resumed_log == straight_log
     assert len(straight_log) == 4
     widths = {log['rand0.width'] for log in straight_log}
-    assert len(widths) > 1  # the sampler did draw different configurations
+    assert len(widths) > 1  # the sampler did draw different subnets
 
 
 # ------------------------------------------------------------------- errors
@@ -314,4 +307,5 @@ def test_only_the_full_network_updates_bn_running_statistics(tmp_path):
     for key, value in alone.items():
         torch.testing.assert_close(hooked[key], value, rtol=1e-5, atol=1e-6, msg=key)
     assert any(not torch.equal(initial[k], v) for k, v in alone.items())
-    assert all(m.track_running_stats for m in hook._running_stat_norms)
+    from mutual_mm.models.slimming import batch_norms
+    assert all(norm.track_running_stats for _, norm in batch_norms(model))

@@ -16,6 +16,8 @@ from mutual_mm.ops import (SlimBatchNorm2d, SlimBatchNorm3d, SlimConv2d, SlimCon
                            convert_to_slim, export_static, get_width, make_divisible,
                            set_width, width_context)
 
+pytestmark = pytest.mark.core
+
 ATOL = 1e-6
 WIDTHS = (1.0, 0.5, 0.3)
 
@@ -55,7 +57,7 @@ def test_make_divisible_rules():
     assert make_divisible(3, min_value=4) == 4
     assert make_divisible(100, divisor=16) == 96
     for full in (16, 24, 32, 64, 96, 160, 320, 1280):
-        for w in WidthGrid().widths:
+        for w in WidthGrid((0.25, 1.0), 0.05).widths:
             c = active_channels(full, w)
             assert c % 8 == 0 and 8 <= c <= full
             assert c >= 0.9 * full * w  # never more than 10 % below exact
@@ -116,7 +118,7 @@ def test_width_grid_bad_args(rng, step):
 
 
 def test_width_grid_sample_reproducible():
-    g = WidthGrid()
+    g = WidthGrid((0.25, 1.0), 0.05)
     a = [g.sample(random.Random(7)) for _ in range(3)]
     r1, r2 = random.Random(123), random.Random(123)
     s1 = [g.sample(r1) for _ in range(200)]

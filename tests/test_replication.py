@@ -1,5 +1,6 @@
-"""The Fashion-MNIST study (benchmarks/replication): its plan, resumable runs,
-the plumbing equivalence it relies on, and the report's comparisons."""
+"""The study runner (studies/study.py) and its studies: Fashion-MNIST
+(studies/replication: its plan, resumable runs, the plumbing equivalence it
+relies on, the report's comparisons) and the demo tasks' (demo_studies.py)."""
 import json
 import os.path as osp
 import sys
@@ -14,8 +15,9 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from benchmarks.replication import plan, report, runner  # noqa: E402
-from benchmarks.replication.plan import RunSpec  # noqa: E402
+from studies import study  # noqa: E402
+from studies.replication import plan, report, runner  # noqa: E402
+from studies.replication.plan import RunSpec  # noqa: E402
 
 
 @pytest.fixture
@@ -24,6 +26,11 @@ def settings(tmp_path):
     return runner.Settings(data_root=str(data), results_dir=str(tmp_path / 'results'),
                            work_dir=str(tmp_path / 'work'), widen_factor=0.25,
                            calib_batches=1, test_batch_size=20)
+
+
+@pytest.fixture
+def fm(settings):
+    return runner.FashionMNIST(settings)
 
 
 def test_plan_names_are_unique_and_merge_the_calibration_ablation():
@@ -55,7 +62,8 @@ def test_missing_data_names_the_package_to_install(tmp_path):
         runner.check_data(str(tmp_path))
 
 
-def test_an_interrupted_run_resumes_and_a_finished_one_is_read_back(settings, monkeypatch):
+def test_an_interrupted_run_resumes_and_a_finished_one_is_read_back(fm, settings,
+                                                                    monkeypatch):
     spec = RunSpec('inet', 4, point=(0.5, 20), batch_size=8, calibration_sizes=(2,))
     monkeypatch.setattr(runner, 'CHECKPOINT_EVERY', 2)
     stock_run_iter = IterBasedTrainLoop.run_iter
@@ -67,8 +75,8 @@ def test_an_interrupted_run_resumes_and_a_finished_one_is_read_back(settings, mo
 
     monkeypatch.setattr(IterBasedTrainLoop, 'run_iter', dies_at_iteration_3)
     with pytest.raises(KeyboardInterrupt):
-        runner.execute(spec, settings, log=lambda msg: None)
-    assert runner.load_result(spec, settings) is None
+        study.execute(fm, spec, log=lambda msg: None)
+    assert study.load_result(fm, spec) is None
     saved = torch.load(osp.join(settings.work_dir, spec.name, 'iter_2.pth'),
                        map_location='cpu', weights_only=False)['state_dict']
     first_weights = []
@@ -81,7 +89,7 @@ def test_an_interrupted_run_resumes_and_a_finished_one_is_read_back(settings, mo
 
     monkeypatch.setattr(IterBasedTrainLoop, 'run_iter', records_the_weights_it_starts_from)
     messages = []
-    result = runner.execute(spec, settings, log=messages.append)
+    result = study.execute(fm, spec, log=messages.append)
     # training goes on from the checkpoint's weights, not from a new initialisation
     assert set(first_weights[0]) == set(saved)
     for key, value in saved.items():
@@ -92,40 +100,40 @@ def test_an_interrupted_run_resumes_and_a_finished_one_is_read_back(settings, mo
     row = result['rows'][0]
     assert (row['width'], row['resolution']) == (0.5, 20) and 0 <= row['top1'] <= 100
     assert set(result['calibration_sizes']) == {'2'}
-    with open(runner.result_path(spec, settings)) as f:
+    with open(study.result_path(fm, spec)) as f:
         assert json.load(f)['spec']['name'] == spec.name == 'inet_w0.5-r20_b8_i4_s0'
 
     def no_training(*args, **kwargs):
         raise AssertionError('a finished run must not train again')
 
-    monkeypatch.setattr(runner, 'train', no_training)
-    assert runner.execute(spec, settings, log=lambda msg: None) == result
-    assert not osp.exists(runner._lock_path(spec, settings))
+    monkeypatch.setattr(study, 'train', no_training)
+    assert study.execute(fm, spec, log=lambda msg: None) == result
+    assert not osp.exists(study.lock_path(fm, spec))
 
 
-def test_a_run_locked_by_a_live_process_is_left_alone(settings):
+def test_a_run_locked_by_a_live_process_is_left_alone(fm, settings):
     import os
     spec = RunSpec('inet', 4, point=(0.5, 20), batch_size=8)
     os.makedirs(settings.work_dir)
-    lock = runner._lock_path(spec, settings)
+    lock = study.lock_path(fm, spec)
     with open(lock, 'w') as f:
         f.write(str(os.getppid()))  # alive: the process that started pytest
-    assert runner.running_elsewhere(spec, settings)
+    assert study.running_elsewhere(fm, spec)
     with pytest.raises(RuntimeError, match='being run by another process'):
-        runner.execute(spec, settings, log=lambda msg: None)
-    assert runner.run_parallel([spec], 2, [], settings, log=lambda msg: None) == []
+        study.execute(fm, spec, log=lambda msg: None)
+    assert study.run_all(fm, [spec], 2, log=lambda msg: None, child=[]) == []
     with open(lock, 'w') as f:
         f.write('999999999')  # no such process: a stale lock of a killed run
-    assert not runner.running_elsewhere(spec, settings)
+    assert not study.running_elsewhere(fm, spec)
 
 
-def test_hook_at_one_width_without_random_members_is_the_stock_step(settings):
+def test_hook_at_one_width_without_random_members_is_the_stock_step(fm):
     """The plumbing check: I-Net 1x-32 under the hook trains exactly as the same
     network without the hook (the stock train step)."""
     states = {}
     for method in ('inet', 'plain'):
         spec = RunSpec(method, 3, point=(1.0, 32), batch_size=8)
-        info = runner.train(spec, settings, log=lambda msg: None)
+        info = study.train(study.run_config(fm, spec), spec.name, log=lambda msg: None)
         states[method] = torch.load(info['checkpoint'], map_location='cpu',
                                     weights_only=False)['state_dict']
     assert set(states['inet']) == set(states['plain'])
@@ -134,20 +142,20 @@ def test_hook_at_one_width_without_random_members_is_the_stock_step(settings):
                                    msg=key)
 
 
-def test_mutualnet_run_evaluates_the_grid_and_the_cli_reports_it(settings, tmp_path,
+def test_mutualnet_run_evaluates_the_grid_and_the_cli_reports_it(fm, settings, tmp_path,
                                                                   capsys):
     spec = RunSpec('mutualnet', 2, batch_size=8)
-    result = runner.execute(spec, settings, log=lambda msg: None)
+    result = study.execute(fm, spec, log=lambda msg: None)
     assert len(result['rows']) == len(plan.EVAL_WIDTHS) * len(plan.RESOLUTIONS)
     flops = {(r['width'], r['resolution']): r['mflops'] for r in result['rows']}
     assert flops[(1.0, 20)] < flops[(1.0, 32)] and flops[(0.25, 32)] < flops[(1.0, 32)]
     assert {'full.loss_cls', 'min.loss_kl', 'rand0.loss_kl'} <= set(result['final_losses'])
 
-    import benchmarks.replicate_fashion_mnist as cli
+    import studies.replicate_fashion_mnist as cli
     common = ['--results-dir', settings.results_dir, '--work-dir', settings.work_dir,
               '--data-root', settings.data_root]
     cli.main(['--list', *common])
-    assert 'pending  trend      mutualnet_i600_s0' in capsys.readouterr().out
+    assert 'pending  mutualnet_i600_s0' in capsys.readouterr().out
     out = tmp_path / 'report'
     out.mkdir()
     summary = cli.main(['--report', '--out-dir', str(out), *common])
@@ -195,12 +203,12 @@ def test_report_compares_at_equal_flops():
     assert s['values'] == [90.0, 91.0, 92.0] and s['mean'] == 91.0 and s['std'] == 1.0
 
 
-# ------------------------------------------- demo tasks: MutualNet vs US-Net
+# ----------------------------------------------------------- the demo studies
 def test_usnet_twin_of_a_demo_config_differs_only_in_the_views():
-    import benchmarks.compare_demo_usnet as compare
-    for task in compare.TASKS:
-        mutual = compare.task_cfg(task, 'mutualnet', '/tmp/w', 0)
-        usnet = compare.task_cfg(task, 'usnet', '/tmp/w', 0)
+    from studies.demo_studies import DemoRun, DemoStudy
+    s = DemoStudy('usnet')
+    for task in ('detection', 'video'):
+        mutual, usnet = (s.config(DemoRun(task, m)) for m in ('mutualnet', 'usnet'))
         views = [t for t in usnet.train_dataloader.dataset.pipeline
                  if t['type'] == 'MultiResolution']
         full = [t for t in mutual.train_dataloader.dataset.pipeline
@@ -215,48 +223,47 @@ def test_usnet_twin_of_a_demo_config_differs_only_in_the_views():
         assert mutual.to_dict() == usnet.to_dict()
 
 
-def test_demo_comparison_trains_both_and_plots_their_frontiers(tmp_path, monkeypatch):
-    import benchmarks.compare_demo_usnet as compare
+def test_demo_usnet_study_trains_both_and_plots_their_frontiers(tmp_path, monkeypatch):
+    from studies import demo_studies
     monkeypatch.chdir(tmp_path)  # the script works from its workspace
     out = tmp_path / 'out'
-    summary = compare.main(['--quick', '--tasks', 'video', '--workspace', str(tmp_path),
-                            '--out-dir', str(out)])
-    video = summary['video']
+    summary = demo_studies.main(['usnet', '--quick', '--tasks', 'video', '--workspace',
+                                 str(tmp_path), '--results-dir', str(out)])
+    video = summary['video_i2']
     assert video['iterations'] == 2 and video['compared'] == len(video['points']) > 0
-    for method in compare.METHODS:
-        with open(out / f'video_{method}.json') as f:
-            rows = json.load(f)['rows']
+    for method in ('mutualnet', 'usnet'):
+        with open(out / f'video_{method}_i2.json') as f:
+            result = json.load(f)
         # the same grid for both: 4 widths x 3 sizes x 3 frame counts
-        assert len(rows) == 4 * 3 * 3
-    assert (out / 'video.png').exists() and (out / 'summary.json').exists()
+        assert len(result['rows']) == 4 * 3 * 3 and result['method'] == method
+        assert [v['iteration'] for v in result['validations']] == [2]
+    assert (out / 'video_i2.png').exists() and (out / 'summary.json').exists()
 
 
-# ------------------------------------------- demo configs: AdamW vs the provided SGD
 @pytest.mark.parametrize('task', ['detection', 'video'])
 def test_demo_recipe_sgd_puts_back_the_provided_optimizer_and_nothing_else(task):
-    import benchmarks.demo_recipe as recipe
+    from studies.demo_studies import TASKS, DemoRun, DemoStudy
     from mutual_mm.utils import load_config
-    spec = recipe.TASKS[task]
-    adamw = recipe.recipe_cfg(task, 'adamw', 3, 0, 200, '/tmp/w')
-    sgd = recipe.recipe_cfg(task, 'sgd', 3, 0, 200, '/tmp/w')
+    spec, s = TASKS[task], DemoStudy('recipe')
+    adamw, sgd = (s.config(DemoRun(task, r, seed=3)) for r in ('adamw', 'sgd'))
     provided = load_config(osp.join(ROOT, spec['provided'])).optim_wrapper.optimizer
     demo = load_config(osp.join(ROOT, spec['config']))
     assert adamw.optim_wrapper.optimizer == demo.optim_wrapper.optimizer
     assert adamw.optim_wrapper.optimizer['type'] == 'AdamW'
     expected = dict(provided, lr=spec['sgd_lr'] or provided['lr'])
     assert sgd.optim_wrapper.optimizer == expected and expected['type'] == 'SGD'
-    assert sgd.randomness == dict(seed=3) and sgd.train_cfg.val_interval == 200
+    assert sgd.randomness == dict(seed=3) and sgd.train_cfg.val_interval == 100
     # the demo's schedule, clipping and everything else are the same
     assert adamw.train_cfg.max_iters == demo.train_cfg.max_iters
     for cfg in (adamw, sgd):
         cfg.optim_wrapper.optimizer = None
     assert adamw.to_dict() == sgd.to_dict()
-    with pytest.raises(ValueError, match="unknown recipe 'adam'; valid: adamw, sgd"):
-        recipe.recipe_cfg(task, 'adam', 0, 0, 200, '/tmp/w')
 
 
-def test_demo_recipe_shortened_schedule_ends_its_cosine_at_the_last_iteration():
-    import benchmarks.demo_recipe as recipe
-    cfg = recipe.recipe_cfg('detection', 'sgd', 0, 300, 100, '/tmp/w')
+def test_demo_study_shortened_schedule_ends_its_cosine_at_the_last_iteration():
+    from studies.demo_studies import DemoRun, DemoStudy
+    cfg = DemoStudy('batch_views').config(DemoRun('detection', 'batch', iters=300))
     assert cfg.train_cfg.max_iters == 300 == cfg.param_scheduler[-1]['end']
-    assert cfg.default_hooks.checkpoint.interval == 300
+    assert cfg.train_cfg.val_interval == 300
+    assert cfg.custom_hooks[0]['batch_views']['scales'][0] == \
+        next(t for t in cfg.train_dataloader.dataset.pipeline if t['type'] == 'Resize')['scale']

@@ -18,7 +18,7 @@ SLOWFAST_8X8 = 'mmaction::recognition/slowfast/slowfast_r50_8xb8-8x8x1-256e_kine
 
 
 @pytest.mark.parametrize('train', [False, True])
-def test_full_configuration_equals_stock_and_loads_strictly(tmp_path, train):
+def test_full_network_equals_stock_and_loads_strictly(tmp_path, train):
     torch.manual_seed(0)
     stock = ResNet3dSlowFast()
     _randomize_bn_stats(stock)
@@ -104,7 +104,7 @@ def test_head_classifier_reads_fast_columns_first():
     (0.63, 8, (3, 142, 142)),  # (0.63, 142, 3)
     (0.8, 4, (5, 178, 178)),  # (0.8, 178, 5)
 ])
-def test_forward_backward_at_paper_configurations(width, view, slow_shape):
+def test_forward_backward_at_paper_subnets(width, view, slow_shape):
     model = _recognizer().train()
     mutual_mm.set_model_width(model, width)
     model.backbone.set_input_view(view)

@@ -1,6 +1,6 @@
-"""Deploying SlowFast configurations: the Slow input set in the backbone (never on
+"""Deploying SlowFast subnets: the Slow input set in the backbone (never on
 the clip, which the Fast pathway needs whole) for BN calibration, testing at a
-configuration, the lookup table and static export."""
+subnet, the lookup table and static export."""
 import copy
 from types import SimpleNamespace
 
@@ -84,9 +84,12 @@ def test_slow_input_precedence_non_square_and_bad_values(backbone):
 def _pipeline_dataset():
     from mmaction.registry import TRANSFORMS
     from mmengine.dataset import Compose
-    return SimpleNamespace(pipeline=Compose([
-        TRANSFORMS.build(dict(type='SampleFrames', clip_len=8, frame_interval=2)),
-        TRANSFORMS.build(dict(type='Resize', scale=(48, 48), keep_ratio=False))]))
+    from mmengine.registry import DefaultScope
+    # whatever scope an earlier test left: a registry builds in the default scope's
+    with DefaultScope.overwrite_default_scope('mmaction'):
+        return SimpleNamespace(pipeline=Compose([
+            TRANSFORMS.build(dict(type='SampleFrames', clip_len=8, frame_interval=2)),
+            TRANSFORMS.build(dict(type='Resize', scale=(48, 48), keep_ratio=False))]))
 
 
 def test_apply_config_sets_slowfast_in_the_backbone_slowonly_on_the_pipeline(backbone):
@@ -211,7 +214,7 @@ def dynamic(calibrated):
                     frames=REDUCED.frames)
 
 
-def test_calibrated_configuration_runs_a_reduced_slow_and_the_whole_fast(calibrated,
+def test_calibrated_subnet_runs_a_reduced_slow_and_the_whole_fast(calibrated,
                                                                          dynamic):
     from mutual_mm import set_model_width
     cfg, checkpoint, _, calibration, _ = calibrated
@@ -248,7 +251,7 @@ def test_calibrated_configuration_runs_a_reduced_slow_and_the_whole_fast(calibra
     assert not torch.allclose(scores, full_scores)
 
 
-def test_an_uncalibrated_configuration_is_refused(calibrated):
+def test_an_uncalibrated_subnet_is_refused(calibrated):
     cfg, _, out, _, tmp = calibrated
     with pytest.raises(KeyError, match=r"w0\.8_s24_f1.*calibrated: "
                                        r"\['w0\.63_s20_f1', 'w1_s32_f2'\]"):

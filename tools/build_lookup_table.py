@@ -2,15 +2,18 @@
 
     python tools/build_lookup_table.py CONFIG CHECKPOINT --out-dir DIR \
         [--widths ...] [--resolutions ...] [--frames ...] [--proposals ...] [--metric KEY] \
-        [--latency [torch|onnxruntime]] [--threads N] [--budgets GFLOPS ...] \
+        [--latency [RUNTIME ...]] [--threads N] [--budgets GFLOPS ...] \
         [--latency-budgets MS ...]
 
 Evaluates every subnet (default: the trained width grid x resolutions
 [x frames] [x --proposals, two-stage detectors]) after BN calibration (from the
 checkpoint, or done here), with the config's own metric; measures FLOPs (of the
 model as deployed, and of backbone + neck) and parameters (and latency with
---latency: in PyTorch, or of each subnet's whole model exported to ONNX in ONNX
-Runtime on real test inputs, the files in DIR/onnx/);
+--latency: in each named runtime registered in mutual_mm.deploy.runtimes:
+torch, PyTorch on this device (--latency alone); onnxruntime, each subnet's
+whole model exported to ONNX and timed in ONNX Runtime on real test inputs;
+onnxruntime-int8, that file quantized to INT8 (its metric measured there); the
+files in DIR/onnx/; one row per subnet and runtime, with its precision);
 writes DIR/table.csv, DIR/table.json (with the Pareto frontier) and DIR/table.png,
 prints the frontier and the best subnet for each --budgets value.
 """
@@ -24,6 +27,7 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 import mutual_mm  # noqa: E402,F401
 from mutual_mm.deploy import (build_lookup_table, pareto_frontier, plot_table,  # noqa: E402
                               save_table, select_subnet, trained_subnets)
+from mutual_mm.deploy.runtimes import runtime_names  # noqa: E402
 from mutual_mm.fileio import exit_on_sigterm  # noqa: E402
 from mutual_mm.utils import load_config, parse_resolution, positive  # noqa: E402
 
@@ -32,7 +36,7 @@ def format_rows(rows, metric):
     lines = [f'{"subnet":<24}{"GFLOPs":>10}{"Mparams":>10}{metric:>18}']
     for r in rows:
         lat = f'{r.latency_ms:9.2f} ms' if r.latency_ms is not None else ''
-        lines.append(f'{r.subnet.key:<24}{r.flops / 1e9:>10.3f}{r.params / 1e6:>10.2f}'
+        lines.append(f'{r.key:<24}{r.flops / 1e9:>10.3f}{r.params / 1e6:>10.2f}'
                      f'{r.metric:>18.4f} {lat}')
     return '\n'.join(lines)
 
@@ -55,11 +59,14 @@ def main(argv=None):
                              "deployed (detectors: RoI heads on the regions each input "
                              "sends through them) or backbone + neck ('features'; always "
                              "in the features_flops column)")
-    parser.add_argument('--latency', nargs='?', const='torch', default=None,
-                        choices=('torch', 'onnxruntime'),
-                        help='also measure the median latency of one input: in PyTorch on '
-                        'this device (--latency, --latency torch) or of the subnet exported '
-                        'to ONNX in ONNX Runtime on the CPU (--latency onnxruntime)')
+    parser.add_argument('--latency', nargs='*', default=None, choices=runtime_names(),
+                        metavar='RUNTIME',
+                        help='also measure the median latency of one input in each of '
+                        'these registered runtimes (choices: %(choices)s): in PyTorch on '
+                        'this device (--latency, --latency torch), of the subnet exported '
+                        'to ONNX in ONNX Runtime on the CPU (--latency onnxruntime), and of '
+                        'that file quantized to INT8 (onnxruntime-int8: its metric measured '
+                        'in ONNX Runtime on the test set); one row per subnet and runtime')
     parser.add_argument('--threads', type=positive(int, 'number of threads'), default=None,
                         help='CPU threads latency is measured with (default: ONNX Runtime: '
                         "every CPU this process may use; torch: its own); recorded in "
@@ -68,7 +75,8 @@ def main(argv=None):
                         nargs='*', default=[],
                         help='latency budgets (ms) to pick the best subnet for (with --latency)')
     parser.add_argument('--num-batches', type=int, default=10,
-                        help='calibration batches for subnets not yet calibrated')
+                        help='calibration batches for subnets not yet calibrated (BN), '
+                        'and of each INT8 runtime (activation ranges)')
     parser.add_argument('--budgets', type=positive(float, 'number of GFLOPs'), nargs='*',
                         default=[],
                         help='GFLOPs budgets to pick the best subnet for')
@@ -77,13 +85,17 @@ def main(argv=None):
                         '(logged and marked trained=False in the table); refused otherwise')
     args = parser.parse_args(argv)
     exit_on_sigterm()  # an interrupted write removes its temporary file
+    if args.latency == []:  # --latency alone
+        args.latency = ['torch']
     if args.latency_budgets and not args.latency:  # checked before anything is written
         parser.error('--latency-budgets needs --latency')
+    if args.latency and len(set(args.latency)) != len(args.latency):
+        parser.error(f'--latency names a runtime twice: {" ".join(args.latency)}')
     if args.threads is not None and not args.latency:
         parser.error('--threads needs --latency (it sets the threads latency is timed with)')
     cfg = load_config(args.config)
     subnets = trained_subnets(cfg, args.widths, args.resolutions, args.frames,
-                              args.proposals)
+                              args.proposals, checkpoint=args.checkpoint)
     os.makedirs(args.out_dir, exist_ok=True)
     cfg.work_dir = osp.join(args.out_dir, 'work')
     rows, metric = build_lookup_table(cfg, args.checkpoint, subnets, args.metric,
@@ -105,12 +117,13 @@ def main(argv=None):
     print('\nPareto frontier (best subnet for each budget):')
     print(format_rows(pareto_frontier(rows), metric))
     budgets = [(f'{b:g} GFLOPs', dict(max_flops=b * 1e9)) for b in args.budgets] + \
-        [(f'{b:g} ms ({args.latency})', dict(max_latency_ms=b)) for b in args.latency_budgets]
+        [(f'{b:g} ms ({", ".join(args.latency)})', dict(max_latency_ms=b))
+         for b in args.latency_budgets]
     for name, budget in budgets:
         try:
             best = select_subnet(rows, **budget)
             latency = f', {best.latency_ms:.2f} ms' if best.latency_ms is not None else ''
-            print(f'budget {name} -> {best.subnet.key} ({best.flops / 1e9:.3f} GFLOPs'
+            print(f'budget {name} -> {best.key} ({best.flops / 1e9:.3f} GFLOPs'
                   f'{latency}, {metric} {best.metric:.4f})')
         except ValueError as err:
             print(f'budget {name} -> {err}')

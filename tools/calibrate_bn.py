@@ -45,7 +45,8 @@ def main(argv=None):
     exit_on_sigterm()  # an interrupted write removes its temporary file
     cfg = load_config(args.config)
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or args.out + '.work'
-    subnets = trained_subnets(cfg, args.widths, args.resolutions, args.frames)
+    subnets = trained_subnets(cfg, args.widths, args.resolutions, args.frames,
+                              checkpoint=args.checkpoint)
     calibration = calibrate_checkpoint(cfg, args.checkpoint, args.out, subnets,
                                        args.num_batches, args.batch_size,
                                        args.allow_untrained, args.exact)

@@ -112,7 +112,8 @@ def calibrate_and_tabulate(demo: dict, checkpoint: str, out_dir: str, options: d
     cfg.merge_from_dict(options)
     cfg.work_dir = osp.join(out_dir, 'work')
     cfg.log_level = 'WARNING'
-    subnets = trained_subnets(cfg, widths=demo['widths'], proposals=demo.get('proposals'))
+    subnets = trained_subnets(cfg, widths=demo['widths'], proposals=demo.get('proposals'),
+                              checkpoint=checkpoint)
     calibrated = osp.join(out_dir, 'calibrated.pth')
     eval_log = osp.join(out_dir, 'eval.log')
     axes = ' x '.join(['widths', 'the trained resolutions']

@@ -2,7 +2,7 @@
 
     python tools/export_subnet.py CONFIG CALIBRATED_CHECKPOINT --width 0.5 \
         [--resolution 160 | 1000x360] [--frames 5] [--proposals 300] --out-dir DIR \
-        [--onnx [--onnx-part model|features] [--onnx-eval] [--threads N]]
+        [--onnx [--onnx-part model|features] [--runtime NAME] [--onnx-eval] [--threads N]]
 
 Writes DIR/subnet.pth (weights sliced to the reduced shapes, the subnet's
 calibrated BN statistics in place) and DIR/subnet_config.py, which builds that
@@ -17,50 +17,28 @@ Runtime (no PyTorch, mmcv or this package). Recognizers and classifiers up to
 the class scores; detectors whole (RPN, RoI heads, NMS, mask pasting; through
 MMDeploy 1.3.1) or, with --onnx-part features, backbone + neck. It is run in
 ONNX Runtime on the first test batch and compared with PyTorch (the
-difference is printed; above the tolerance it fails). --onnx-eval also
-evaluates the file in ONNX Runtime on the whole test set with the config's
-metric (detectors; DIR/onnx_metrics.json). See mutual_mm/deploy/onnx_export.py.
+difference is printed; above the tolerance it fails). --runtime
+onnxruntime-int8 also writes DIR/subnet_int8.onnx (static INT8 quantization,
+calibrated on the config's calibration data; recognizers and classifiers).
+--onnx-eval also evaluates the runtime's file in ONNX Runtime on the whole
+test set with the config's metric (DIR/onnx_metrics.json). The work is done by
+mutual_mm.deploy.deploy_subnet.
 """
 import argparse
-import json
-import os.path as osp
 import warnings
 
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
 import mutual_mm  # noqa: E402,F401
 from mutual_mm.deploy import Subnet  # noqa: E402
-from mutual_mm.deploy.export import export_subnet_files  # noqa: E402
-from mutual_mm.fileio import exit_on_sigterm, write_text  # noqa: E402
+from mutual_mm.deploy.deploy_subnet import deploy_subnet, describe_check  # noqa: E402
+from mutual_mm.deploy.runtimes import runtime_class, runtime_names  # noqa: E402
+from mutual_mm.fileio import exit_on_sigterm  # noqa: E402
 from mutual_mm.utils import load_config, parse_resolution, positive  # noqa: E402
 
 
-def describe_check(check: dict) -> str:
-    if 'max_abs_diff' in check:
-        return (f'max |diff| {check["max_abs_diff"]:.2g}, {check["max_rel_diff"]:.2g} of '
-                'the largest output')
-    parts = [f'{check["detections"]} detections, same counts: {check["same_counts"]}',
-             f'labels equal: {check["labels_equal"]}']
-    parts += [f'{key} {check[key]:.2g}' for key in ('box_px', 'score', 'mask_pixels')
-              if key in check]
-    return ', '.join(parts)
-
-
-def evaluate_onnx(exported, onnx_path: str, threads) -> dict:
-    from mmengine.evaluator import Evaluator
-    from mmengine.runner import Runner
-
-    from mutual_mm.deploy.onnx_export import evaluate_onnx_detector, uses_mmdeploy
-    if not uses_mmdeploy(exported.static, 'model'):
-        raise SystemExit('--onnx-eval evaluates whole detectors (the only family whose '
-                         'ONNX outputs need their own post-processing); '
-                         f'{type(exported.static).__name__} is not one')
-    loader = Runner.build_dataloader(exported.cfg.test_dataloader, seed=0)
-    return evaluate_onnx_detector(onnx_path, exported.static, loader,
-                                  Evaluator(exported.cfg.test_evaluator), threads)
-
-
 def main(argv=None):
+    file_runtimes = [n for n in runtime_names() if runtime_class(n).file_suffix]
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config')
@@ -78,43 +56,46 @@ def main(argv=None):
     parser.add_argument('--onnx-part', choices=('model', 'features'),
                         help="with --onnx: 'model' (the whole model; the default) or "
                         "'features' (backbone + neck; detectors)")
+    parser.add_argument('--runtime', choices=file_runtimes, default='onnxruntime',
+                        help='with --onnx: the registered runtime whose file is written '
+                        'besides subnet.onnx, and --onnx-eval runs (default: onnxruntime, '
+                        'subnet.onnx itself)')
     parser.add_argument('--onnx-eval', action='store_true',
-                        help='with --onnx: evaluate the ONNX file in ONNX Runtime on the '
-                        "test set with the config's metric (detectors)")
+                        help="with --onnx: evaluate the runtime's file in ONNX Runtime on "
+                        "the test set with the config's metric")
     parser.add_argument('--threads', type=positive(int, 'number of threads'), default=None,
-                        help="ONNX Runtime intra-op threads for --onnx-eval (default: its "
-                        'own)')
+                        help="ONNX Runtime intra-op threads for --onnx-eval (default: every "
+                        'CPU this process may use)')
+    parser.add_argument('--num-batches', type=positive(int, 'number of batches'), default=10,
+                        help='calibration batches of an INT8 runtime')
     parser.add_argument('--allow-untrained', action='store_true',
                         help='use subnets outside what the checkpoint was trained on '
                         '(logged); refused otherwise')
     args = parser.parse_args(argv)
     exit_on_sigterm()  # an interrupted write removes its temporary file
-    if (args.onnx_part or args.onnx_eval) and not args.onnx:
-        parser.error('--onnx-part and --onnx-eval need --onnx')
+    if (args.onnx_part or args.onnx_eval or args.runtime != 'onnxruntime') and not args.onnx:
+        parser.error('--onnx-part, --runtime and --onnx-eval need --onnx')
     if args.threads is not None and not args.onnx_eval:
         parser.error('--threads needs --onnx-eval (it sets the threads ONNX Runtime '
                      'evaluates with)')
     cfg = load_config(args.config)
     subnet = Subnet(args.width, args.resolution, args.frames, args.proposals)
-    exported = export_subnet_files(cfg, args.checkpoint, subnet, args.out_dir,
-                                   args.allow_untrained)
+    exported, onnx = deploy_subnet(cfg, args.checkpoint, subnet, args.out_dir,
+                                   args.runtime if args.onnx else None, args.onnx_part,
+                                   args.onnx_eval, args.threads, args.allow_untrained,
+                                   args.num_batches)
     params = sum(p.numel() for p in exported.static.parameters())
     print(f'exported {subnet.key}: {params / 1e6:.2f} M parameters\n'
           f'  weights: {exported.weights}\n  config:  {exported.config}')
-    if not args.onnx:
+    if onnx is None:
         return exported.weights, exported.config
-    from mutual_mm.deploy.onnx_export import write_checked_onnx
-    onnx = write_checked_onnx(exported.static, exported.examples, args.out_dir,
-                              args.onnx_part)
     print(f'  onnx:    {onnx["path"]} ({onnx["part"]}; ONNX Runtime vs PyTorch on '
           f'{onnx["images"]} test inputs: {describe_check(onnx)})')
-    if args.onnx_eval:
-        metrics = evaluate_onnx(exported, onnx['path'], args.threads)
-        onnx['metrics'] = metrics
-        write_text(osp.join(args.out_dir, 'onnx_metrics.json'), json.dumps(
-            dict(subnet=subnet.as_dict(), onnx=onnx['path'], metrics=metrics), indent=1))
-        print('  ONNX Runtime on the test set: ' +
-              ', '.join(f'{k} {v:.4f}' for k, v in metrics.items()
+    if 'runtime_path' in onnx:
+        print(f'  {args.runtime}: {onnx["runtime_path"]}')
+    if 'metrics' in onnx:
+        print(f'  {args.runtime} on the test set: ' +
+              ', '.join(f'{k} {v:.4f}' for k, v in onnx['metrics'].items()
                         if isinstance(v, float)))
     return exported.weights, exported.config, onnx
 

@@ -17,7 +17,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mutual_mm.datasets.synthetic import make_coco_shapes, make_motion_videos  # noqa: E402
+from tools.data_generators.shapes_and_motion import make_coco_shapes, make_motion_videos  # noqa: E402
 from mutual_mm.utils import parse_resolution  # noqa: E402
 
 

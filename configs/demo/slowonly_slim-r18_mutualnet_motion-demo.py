@@ -30,7 +30,7 @@ val_pipeline = [
     dict(type='DecordDecode'),
     dict(type='Resize', scale=(-1, 54)),
     dict(type='CenterCrop', crop_size=48),
-    dict(type='Resize', scale=(48, 48), keep_ratio=False),  # the size a configuration sets
+    dict(type='Resize', scale=(48, 48), keep_ratio=False),  # the size a subnet sets
     dict(type='FormatShape', input_format='NCTHW'),
     dict(type='PackActionInputs'),
 ]

@@ -6,7 +6,7 @@ custom_imports = dict(imports=['mutual_mm'], allow_failed_imports=False)
 
 # The backbone runs at any width in [0.7, 1.0]; FPN and heads are shared.
 # BN keeps training (norm_eval=False): every width has its own statistics,
-# re-estimated per configuration by tools/calibrate_bn.py after training.
+# re-estimated per subnet by tools/calibrate_bn.py after training.
 model = dict(backbone=dict(type='SlimResNet', norm_eval=False))
 
 # One view per training resolution 1000x{600,480,360,240}: the full network

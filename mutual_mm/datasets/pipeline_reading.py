@@ -2,33 +2,31 @@
 output, their MultiResolution (dataset wrappers unwrapped everywhere)."""
 from typing import Optional
 
+from ..scale import short_side
 from .transforms.multi_resolution import _type_name
-from .wrappers import nested_dataset_cfgs
+from .wrappers import field, nested_datasets
 
 
 def dataset_pipeline_cfg(loader_cfg: dict) -> Optional[list]:
     """The pipeline list of a dataloader config (dataset wrappers unwrapped)."""
-    for node in nested_dataset_cfgs((loader_cfg or {}).get('dataset')):
+    for node in nested_datasets((loader_cfg or {}).get('dataset')):
         if 'pipeline' in node:
             return node['pipeline']
     return None
 
 
-def multi_resolution_cfg(dataset_cfg) -> Optional[dict]:
-    """The MultiResolution entry of a dataset config's pipeline, or None."""
-    for node in nested_dataset_cfgs(dataset_cfg):
-        for t in node.get('pipeline', []) or []:
+def find_multi_resolution(dataset):
+    """The MultiResolution in a data set's pipeline (dataset wrappers such as
+    RepeatDataset / ConcatDataset / ClassBalancedDataset unwrapped): the built
+    transform of a built data set, the config dict of a data set's config; None
+    without one."""
+    for node in nested_datasets(dataset):
+        pipeline = field(node, 'pipeline')
+        transforms = pipeline if isinstance(pipeline, list) else \
+            getattr(pipeline, 'transforms', None)
+        for t in transforms or []:
             if _type_name(t).split('.')[-1] == 'MultiResolution':
                 return t
-    return None
-
-
-def _short_side(size) -> Optional[int]:
-    if isinstance(size, int) and not isinstance(size, bool):
-        return size
-    if isinstance(size, (tuple, list)) and len(size) == 2 and \
-            all(isinstance(s, int) and s > 0 for s in size):
-        return min(size)
     return None
 
 
@@ -42,15 +40,15 @@ def pipeline_output_size(pipeline: list) -> Optional[int]:
     for t in pipeline or []:
         kind = _type_name(t).split('.')[-1]
         if kind in ('CenterCrop', 'ThreeCrop', 'TenCrop'):
-            size = _short_side(t.get('crop_size'))
+            size = short_side(t.get('crop_size'))
         elif kind == 'RandomCrop':
-            size = _short_side(t.get('size'))
+            size = short_side(t.get('size'))
         elif kind == 'Resize':
             scale = t.get('scale')
             if isinstance(scale, (tuple, list)) and len(scale) == 2 and -1 in scale:
-                size = _short_side(max(scale))
+                size = short_side(max(scale))
             else:
-                size = _short_side(scale) if t.get('keep_ratio') is False else None
+                size = short_side(scale) if t.get('keep_ratio') is False else None
         elif kind == 'MultiResolution' or (kind.startswith(('Random', 'MultiScale')) and
                                            any(w in kind for w in ('Crop', 'Resize',
                                                                    'Rescale'))):

@@ -3,14 +3,13 @@
 Where a subnet's ``scale``/``frames`` act depends on the backbone: for most
 models on the data (the test pipeline's last ``Resize`` and ``SampleFrames``,
 :func:`~mutual_mm.datasets.pipeline_views.set_pipeline_view`); for a backbone
-that makes its own input views (``owns_input_views``: SlowFast, whose Fast
+that makes its own input views (a ``ViewOwningBackbone``: SlowFast, whose Fast
 pathway must read the whole clip) on the backbone. :func:`apply_subnet` does it
 on built objects, :func:`apply_subnet_to_cfg` on a config.
 """
-from ..datasets.pipeline_reading import dataset_pipeline_cfg
-from ..datasets.pipeline_views import set_pipeline_view, set_pipeline_view_cfg
+from ..datasets.pipeline_views import set_pipeline_view
 from ..hosts import HostAdapter, host_class_of, host_of, set_model_width
-from ..models.backbones.base import SlimBackboneMixin
+from ..models.backbones.base import SlimBackboneMixin, owns_input_views
 from ..models.slimming import find_slim_backbone, unwrap_model
 from ..utils import registered_class
 from .subnet import Subnet
@@ -25,7 +24,7 @@ def apply_subnet(model, dataset, subnet: Subnet) -> None:
     else:
         host_of(model).set_proposals(subnet.proposals)
     backbone = find_slim_backbone(model)
-    if backbone.owns_input_views:
+    if owns_input_views(backbone):
         backbone.set_subnet_input(subnet.scale, subnet.frames)
     else:
         set_pipeline_view(dataset, subnet.scale, subnet.frames)
@@ -34,9 +33,7 @@ def apply_subnet(model, dataset, subnet: Subnet) -> None:
 def view_owning_backbone(backbone_cfg: dict):
     """The class a backbone config builds if it makes its own views, else None."""
     cls = registered_class(backbone_cfg)
-    owns = isinstance(cls, type) and issubclass(cls, SlimBackboneMixin) and \
-        cls.owns_input_views
-    return cls if owns else None
+    return cls if isinstance(cls, type) and owns_input_views(cls) else None
 
 
 def apply_subnet_to_cfg(cfg, subnet: Subnet) -> None:
@@ -50,6 +47,5 @@ def apply_subnet_to_cfg(cfg, subnet: Subnet) -> None:
         backbone.subnet_input_cfg(cfg.model.backbone, subnet.scale, subnet.frames)
         return
     for split in ('val_dataloader', 'test_dataloader'):
-        pipeline = dataset_pipeline_cfg(cfg.get(split))
-        if pipeline is not None:
-            set_pipeline_view_cfg(pipeline, subnet.scale, subnet.frames)
+        if cfg.get(split) is not None:
+            set_pipeline_view(cfg[split]['dataset'], subnet.scale, subnet.frames)

@@ -1,13 +1,10 @@
 """Evaluate a calibrated checkpoint over subnets: the lookup table."""
 import contextlib
 import copy
-import os
 import os.path as osp
-import shutil
 import sys
 from typing import Callable, List, Optional
 
-import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
@@ -17,13 +14,14 @@ from ..engine.trained_space import TrainedSpace, check_trained
 from .calibrate_checkpoint import calibrate_subnets, calibration_dataloader_cfg
 from .calibrated_subnet_hook import CalibratedSubnetHook
 from .checked_checkpoint import load_checked_checkpoint
-from .complexity import measure_costs, measure_latency_ms, preprocessed_examples
+from .complexity import measure_costs, preprocessed_examples
 from ..hosts import host_of
 from ..internals import mark_checkpoint_loaded
 from ..models.slimming import unwrap_model
 from .apply_subnet import apply_subnet
 from .lookup_table import TableRow
 from .onnx_export import check_threads
+from .runtimes import SubnetModel, build_runtime, runtime_class
 from .subnet import Subnet
 
 
@@ -35,9 +33,6 @@ def pick_metric(host, metrics: dict, name: Optional[str]) -> str:
                            f'{sorted(metrics)}')
         return name
     return host.main_metric(metrics)
-
-
-LATENCY_RUNTIMES = ('torch', 'onnxruntime')
 
 
 def build_lookup_table(cfg: Config, checkpoint: str, subnets: List[Subnet],
@@ -57,12 +52,19 @@ def build_lookup_table(cfg: Config, checkpoint: str, subnets: List[Subnet],
     Subnets outside what the checkpoint was trained on are refused, or
     with ``allow_untrained`` tabulated with ``trained=False``.
 
-    ``latency``: False, ``'torch'`` (or True: the PyTorch model on its device)
-    or ``'onnxruntime'``: each subnet exported (:mod:`.onnx_export`; the
-    family's exported part, one test input) and timed in ONNX Runtime on the
-    CPU with ``threads`` intra-op threads (default: every CPU this process
-    may use; recorded in each row); the files stay in ``onnx_dir``
-    (default: ``<work_dir>/onnx``), named by the subnet's key.
+    ``latency``: False (no latency), True (``'torch'``), the name of a
+    registered runtime (:func:`~mutual_mm.deploy.runtimes.runtime_names`:
+    ``'torch'``, the PyTorch model on its device; ``'onnxruntime'``, each
+    subnet exported to ONNX and timed in ONNX Runtime on the CPU;
+    ``'onnxruntime-int8'``, that file quantized to INT8, calibrated on
+    ``num_batches`` batches of the config's calibration data) or a list of
+    them: one row per subnet and runtime, each with the runtime's
+    ``precision``. A runtime whose outputs differ from PyTorch's beyond
+    rounding (INT8) has its metric measured in it, on the test set; the others
+    keep PyTorch's. Latency runs with ``threads`` CPU threads (default: the
+    runtime's, see :func:`latency_threads`; recorded in each row); the files
+    stay in ``onnx_dir`` (default: ``<work_dir>/onnx``), named by the subnet's
+    key and the runtime's ``file_suffix``.
 
     ``on_row``: called with each row as soon as it is measured (the caller's
     progress display; without it, mmengine's progress bar on stdout).
@@ -70,8 +72,8 @@ def build_lookup_table(cfg: Config, checkpoint: str, subnets: List[Subnet],
     Returns:
         (rows, metric name)
     """
-    runtime = _latency_runtime(latency)
-    threads = latency_threads(runtime, threads)
+    names = latency_runtimes(latency)
+    runtimes = [build_runtime(name, threads=threads, repeats=repeats) for name in names]
     cfg = copy.deepcopy(cfg)
     cfg.load_from = checkpoint
     cfg.resume = False
@@ -80,6 +82,8 @@ def build_lookup_table(cfg: Config, checkpoint: str, subnets: List[Subnet],
                         ('CalibratedSubnetHook', CalibratedSubnetHook)]
     hook = CalibratedSubnetHook(allow_untrained=allow_untrained)
     runner = Runner.from_cfg(cfg)
+    for runtime in runtimes:  # before any work: a runtime that cannot run this model
+        runtime.check_model(unwrap_model(runner.model))
     runner.register_custom_hooks([hook])
     loaded = load_checked_checkpoint(runner, checkpoint)
     untrained = check_trained(subnets, TrainedSpace.from_checkpoint(loaded), allow_untrained)
@@ -93,18 +97,19 @@ def build_lookup_table(cfg: Config, checkpoint: str, subnets: List[Subnet],
 
     probe_loader = Runner.build_dataloader(copy.deepcopy(cfg.test_dataloader),
                                            seed=runner.seed)
-    rows, name, onnx_files = [], metric, {}
+    loaders = _SubnetLoaders(runner, cfg)
+    rows, name = [], metric
     host = host_of(runner.model)
     if on_row is None:
-        bar = ProgressBar(len(subnets), file=sys.stdout)  # the current one (redirectable)
+        bar = ProgressBar(len(subnets) * max(1, len(runtimes)), file=sys.stdout)
 
         def on_row(row):
             bar.update()
     with contextlib.ExitStack() as stack:
-        # the ONNX files are built aside and swapped in whole at the end: an
+        # the exported files are built aside and swapped in whole at the end: an
         # interrupted table never leaves a folder mixing two runs' graphs
         graphs = (stack.enter_context(atomic_folder(onnx_dir or osp.join(cfg.work_dir, 'onnx')))
-                  if runtime == 'onnxruntime' else None)
+                  if any(r.file_suffix for r in runtimes) else None)
         for subnet in subnets:
             hook.subnet = subnet
             metrics = runner.test()
@@ -113,86 +118,78 @@ def build_lookup_table(cfg: Config, checkpoint: str, subnets: List[Subnet],
             batch = next(iter(probe_loader))
             costs = measure_costs(runner.model, batch,
                                   dict.fromkeys((flops_scope, 'features')))
-            ms = None
-            if runtime == 'torch':
-                with torch_threads(threads):
-                    ms = measure_latency_ms(runner.model, batch, repeats)
-            elif runtime == 'onnxruntime':
-                ms = _onnxruntime_latency(runner.model, batch, subnet, graphs, threads,
-                                          repeats, onnx_files)
-            rows.append(TableRow(subnet, costs[flops_scope], costs['params'],
-                                 float(metrics[name]), ms,
-                                 trained=subnet.key not in untrained,
-                                 latency_runtime=runtime, features_flops=costs['features'],
-                                 latency_threads=threads if runtime else None))
-            on_row(rows[-1])
+            model = unwrap_model(runner.model)
+            target = SubnetModel(
+                model, subnet, preprocessed_examples(model, batch), batch,
+                test_loader=lambda s=subnet: loaders.at('test', s),
+                calibration_loader=lambda s=subnet: loaders.at('calibration', s),
+                evaluator_cfg=cfg.test_evaluator, num_batches=num_batches)
+            measured = [(None, float(metrics[name]), None)]
+            if runtimes:
+                measured = [_measure(runtime, target, graphs, name, float(metrics[name]))
+                            for runtime in runtimes]
+            for runtime, value, ms in measured:
+                rows.append(TableRow(subnet, costs[flops_scope], costs['params'], value, ms,
+                                     trained=subnet.key not in untrained,
+                                     latency_runtime=runtime and runtime.name,
+                                     features_flops=costs['features'],
+                                     latency_threads=runtime and runtime.threads,
+                                     precision=runtime.precision if runtime else 'fp32'))
+                on_row(rows[-1])
     return rows, name
 
 
-def _latency_runtime(latency) -> Optional[str]:
+def _measure(runtime, target: SubnetModel, folder: Optional[str], metric: str,
+             torch_metric: float):
+    """(runtime, metric, latency) of ``target`` in ``runtime``: its artifact
+    exported (into ``folder`` when it writes a file) and timed; the metric
+    measured in it where its outputs differ from PyTorch's, else PyTorch's."""
+    path = (osp.join(folder, target.subnet.key + runtime.file_suffix)
+            if runtime.file_suffix else None)
+    artifact = runtime.export(target, path)
+    ms = runtime.latency_ms(artifact, target)
+    value = (float(runtime.evaluate(artifact, target)[metric]) if runtime.metric_in_runtime
+             else torch_metric)
+    return runtime, value, ms
+
+
+class _SubnetLoaders:
+    """The test and calibration loaders, each built once and set to the
+    subnet asked for (:func:`apply_subnet`)."""
+
+    def __init__(self, runner, cfg: Config):
+        self.runner, self.cfg, self.built = runner, cfg, {}
+
+    def at(self, kind: str, subnet: Subnet):
+        if kind not in self.built:
+            loader_cfg = (copy.deepcopy(self.cfg.test_dataloader) if kind == 'test'
+                          else calibration_dataloader_cfg(self.cfg))
+            self.built[kind] = Runner.build_dataloader(loader_cfg, seed=self.runner.seed)
+        apply_subnet(self.runner.model, self.built[kind].dataset, subnet)
+        return self.built[kind]
+
+
+def latency_runtimes(latency) -> List[str]:
+    """The runtime names of ``latency`` (False/None: none; True: torch; a
+    name; a list of names), each checked against the registry."""
     if latency is False or latency is None:
-        return None
-    runtime = 'torch' if latency is True else latency
-    if runtime not in LATENCY_RUNTIMES:
-        raise ValueError(f'latency={latency!r}; valid: False, True (torch), '
-                         f'{", ".join(map(repr, LATENCY_RUNTIMES))}')
-    return runtime
+        return []
+    if latency is True:
+        return ['torch']
+    names = [latency] if isinstance(latency, str) else list(latency)
+    for runtime in names:
+        runtime_class(runtime)  # ValueError listing the registered ones
+    if len(set(names)) != len(names):
+        raise ValueError(f'latency={latency!r}: a runtime is named twice')
+    return names
 
 
 def latency_threads(runtime: Optional[str], threads: Optional[int]) -> Optional[int]:
     """The CPU threads latency is measured with, made explicit so the table
-    records it: ``threads`` (a positive int), else every CPU this process may
-    use (ONNX Runtime), or PyTorch's current intra-op count (torch)."""
+    records it: ``threads`` (a positive int), else the runtime's default
+    (ONNX Runtime: every CPU this process may use; torch: its current
+    intra-op count); None without a runtime."""
     check_threads(threads)
     if runtime is None:
         return None
-    if threads is None:
-        threads = (len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
-                   else os.cpu_count()) if runtime == 'onnxruntime' else \
-            torch.get_num_threads()
-    return threads
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int):
-    """PyTorch's intra-op threads set to ``threads`` inside the block."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def _onnxruntime_latency(model, batch: dict, subnet: Subnet, onnx_dir: str,
-                         threads: Optional[int], repeats: int, exported: dict) -> float:
-    """The subnet's whole model exported to ``onnx_dir/<key>.onnx`` and timed
-    in ONNX Runtime on each input of ``batch`` (real test inputs). A graph
-    whose input size is dynamic (a whole detector) serves every resolution:
-    exported once per width x proposals (``exported`` remembers the files),
-    linked under each subnet's name."""
-    from .export import export_subnet
-    from .onnx_export import export_subnet_onnx, onnx_latency_ms, uses_mmdeploy
-    model = unwrap_model(model)
-    examples = preprocessed_examples(model, batch)
-    path = osp.join(onnx_dir, f'{subnet.key}.onnx')
-    graph = (subnet.width, subnet.proposals) if uses_mmdeploy(model, 'model') else None
-    if graph in exported:
-        link_or_copy(exported[graph], path)
-    else:
-        static = export_subnet(model, subnet.width, tuple(examples[0][0].shape))
-        export_subnet_onnx(static, *examples[0], path)
-        if graph is not None:
-            exported[graph] = path
-    return onnx_latency_ms(path, [inputs.cpu().numpy() for inputs, _ in examples],
-                           threads, repeats)
-
-
-def link_or_copy(source: str, path: str) -> None:
-    """``path`` as a hard link to ``source`` (a copy where links fail)."""
-    if osp.exists(path):
-        os.remove(path)
-    try:
-        os.link(source, path)
-    except OSError:
-        shutil.copyfile(source, path)
+    return build_runtime(runtime, threads=threads).threads

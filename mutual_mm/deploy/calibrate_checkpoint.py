@@ -1,22 +1,28 @@
 """Calibrate a checkpoint for a list of subnets (tools/calibrate_bn.py)."""
 import copy
+import logging
+import os
 import sys
-from typing import Iterable, List, Optional
+import zipfile
+from typing import Iterable, List, Optional, Union
 
+import torch
 from mmengine.config import Config
+from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
 
 from ..engine.hooks.mutual_learning_hook import MutualLearningHook
+from ..engine.trained_space import META_KEY as TRAINED_META_KEY
 from ..engine.trained_space import TrainedSpace, check_trained
 from ..ops import WidthGrid
 from .bn_calibration import calibrate_bn
 from .calibrated_subnet_hook import CALIBRATION_KEY
 from .checked_checkpoint import load_checked_checkpoint
-from ..fileio import same_file, save_torch
+from ..fileio import check_readable_checkpoint, same_file, save_torch
 from .subnet import Subnet
-from ..datasets.pipeline_reading import (dataset_pipeline_cfg, multi_resolution_cfg,
+from ..datasets.pipeline_reading import (dataset_pipeline_cfg, find_multi_resolution,
                                          pipeline_clip_len, pipeline_output_size)
-from ..datasets.wrappers import nested_dataset_cfgs
+from ..datasets.wrappers import nested_datasets
 from ..utils import registered_class
 from .apply_subnet import apply_subnet, view_owning_backbone
 
@@ -24,38 +30,99 @@ from .apply_subnet import apply_subnet, view_owning_backbone
 def trained_subnets(cfg: Config, widths: Optional[List[float]] = None,
                     scales: Optional[list] = None,
                     frames: Optional[List[int]] = None,
-                    proposals: Optional[List[int]] = None) -> List[Subnet]:
-    """The subnets to calibrate: given ones, else what the config trained (the
-    MutualLearningHook's width grid x the MultiResolution scales x frames, or
-    the hook's ``batch_views`` scales x frames), x the given ``proposals``
-    (two-stage detectors; default: the config's own).
+                    proposals: Optional[List[int]] = None,
+                    checkpoint: Union[str, dict, None] = None) -> List[Subnet]:
+    """The subnets to calibrate, tabulate or export: the given widths, scales and
+    frames, and for each one not given what the checkpoint was trained on, x the
+    given ``proposals`` (two-stage detectors; default: the config's own).
 
-    A backbone that makes its own input views (SlowFast, no MultiResolution)
-    trained views of its input: the scales and frames are then those views in
-    absolute terms (see :func:`backbone_view_sizes`)."""
-    hook = next((h for h in cfg.get('custom_hooks', [])
-                 if h.get('type') in ('MutualLearningHook', MutualLearningHook)), None)
-    views = multi_resolution_cfg(cfg.train_dataloader.dataset)
-    if views is None and hook is not None and hook.get('batch_views'):
-        views = hook['batch_views']  # the same keys: scales, frames
+    What was trained is read from ``checkpoint``'s record (its
+    :class:`~mutual_mm.engine.TrainedSpace`, written by ``MutualLearningHook``):
+    the width grid and the trained input sizes and frame counts. The config is
+    read only for a checkpoint without a record (or none given), and a warning
+    says so, naming the checkpoint: then the config's ``MutualLearningHook``
+    (its arguments, its defaults) gives the widths, and its ``batch_views`` or
+    the pipeline's ``MultiResolution`` the views. Such subnets are listed, not
+    vouched for: a checkpoint without a record counts only its full width as
+    trained (:func:`~mutual_mm.engine.trained_space.check_trained`).
+
+    A backbone that makes its own input views (SlowFast) records none: its
+    views' sizes and frames are those of the config's input in absolute terms
+    (see :func:`backbone_view_sizes`).
+
+    Args:
+        checkpoint: a checkpoint file or a loaded checkpoint.
+
+    Raises:
+        ValueError: no widths given and neither a record nor a
+            ``MutualLearningHook`` in the config to read them from.
+    """
+    space = read_trained_space(checkpoint)
+    if space is None:
+        hook = _config_hook(cfg)
+        views = find_multi_resolution(cfg.train_dataloader.dataset)
+        if views is None and hook is not None and hook.batch_views:
+            views = hook.batch_views  # the same keys: scales, frames
+        trained_widths = hook.grid.widths if hook is not None else None
+        trained_scales = views.get('scales') if views else None
+        trained_frames = views.get('frames') if views else None
+        print_log(_no_record_message(checkpoint), logger='current', level=logging.WARNING)
+    else:
+        trained_widths = WidthGrid(space.width_range, space.width_step).widths
+        trained_scales, trained_frames = space.scales, space.frames
     if widths is None:
-        if hook is None:
-            raise ValueError('give --widths: the config has no MutualLearningHook to '
-                             'read the trained width range from')
-        widths = list(WidthGrid(hook.get('width_range', (0.25, 1.0)),
-                                hook.get('width_step', 0.05)).widths)
-    if views is None and (scales is None or frames is None) and \
+        if trained_widths is None:
+            raise ValueError('give --widths: the checkpoint has no record of its trained '
+                             'widths, and the config no MutualLearningHook to read them from')
+        widths = list(trained_widths)
+    if trained_scales is None and trained_frames is None and \
+            (scales is None or frames is None) and \
             view_owning_backbone(cfg.model.backbone) is not None:
-        view_scales, view_frames = backbone_view_sizes(cfg, need_size=scales is None,
-                                                       need_frames=frames is None)
-        scales = view_scales if scales is None else scales
-        frames = view_frames if frames is None else frames
-    if scales is None:
-        scales = views.get('scales') if views else None
-    if frames is None:
-        frames = views.get('frames') if views else None
+        trained_scales, trained_frames = backbone_view_sizes(
+            cfg, need_size=scales is None, need_frames=frames is None)
+    scales = trained_scales if scales is None else scales
+    frames = trained_frames if frames is None else frames
     return [Subnet(w, s, f, p) for w in widths for s in (scales or [None])
             for f in (frames or [None]) for p in (proposals or [None])]
+
+
+def read_trained_space(checkpoint: Union[str, dict, None]) -> Optional[TrainedSpace]:
+    """The record of what ``checkpoint`` (a file or a loaded checkpoint) was
+    trained on; None without one (or without a checkpoint). A file is mapped,
+    not read: only its meta is looked at."""
+    if checkpoint is None:
+        return None
+    if isinstance(checkpoint, (str, os.PathLike)):
+        check_readable_checkpoint(checkpoint)
+        # mapping needs torch's zip format (a legacy file is read whole)
+        checkpoint = torch.load(checkpoint, map_location='cpu', weights_only=False,
+                                mmap=zipfile.is_zipfile(checkpoint))
+    return TrainedSpace.from_checkpoint(checkpoint)
+
+
+def _no_record_message(checkpoint) -> str:
+    from_config = ('the subnets are read from the config (its MutualLearningHook and '
+                   'train pipeline)')
+    if checkpoint is None:
+        return f'no checkpoint given, so {from_config}'
+    name = (f'checkpoint {checkpoint}' if isinstance(checkpoint, (str, os.PathLike))
+            else 'the checkpoint')
+    return (f'{name} holds no record of what it was trained on (meta '
+            f'{TRAINED_META_KEY!r}: trained without MutualLearningHook, or before it kept '
+            f'one), so {from_config}; only its full width counts as trained: pass '
+            '--allow-untrained (allow_untrained=True) to use narrower widths anyway')
+
+
+def _config_hook(cfg: Config) -> Optional[MutualLearningHook]:
+    """The config's MutualLearningHook, built: its arguments checked, its
+    defaults the hook's own."""
+    entry = next((h for h in cfg.get('custom_hooks', [])
+                  if h.get('type') in ('MutualLearningHook', MutualLearningHook)), None)
+    if entry is None:
+        return None
+    # 'priority' is the runner's, as in Runner.register_hook
+    return MutualLearningHook(**{k: v for k, v in entry.items()
+                                 if k not in ('type', 'priority')})
 
 
 def backbone_view_sizes(cfg: Config, need_size: bool = True, need_frames: bool = True):
@@ -101,7 +168,7 @@ def calibration_dataloader_cfg(cfg: Config, batch_size: Optional[int] = None) ->
                      or {}).get('dataset', {}).get('pipeline')
     if test_pipeline is None:
         raise ValueError('calibration needs a test (or val) pipeline in the config')
-    for dataset in nested_dataset_cfgs(loader['dataset']):
+    for dataset in nested_datasets(loader['dataset']):
         if 'pipeline' in dataset:
             dataset['pipeline'] = copy.deepcopy(test_pipeline)
     loader['sampler'] = dict(type='DefaultSampler', shuffle=False)

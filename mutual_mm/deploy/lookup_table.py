@@ -9,6 +9,9 @@ from typing import List, Optional, Sequence, Union
 from ..fileio import atomic_path
 from .subnet import Subnet
 
+#: the precisions a row may have (the runtimes': :mod:`.runtimes`)
+PRECISIONS = ('fp32', 'int8')
+
 
 @dataclass
 class TableRow:
@@ -31,6 +34,10 @@ class TableRow:
         features_flops: FLOPs of backbone + neck alone on the same input
             (the part width and resolution act on).
         latency_threads: CPU threads ``latency_ms`` was measured with.
+        precision: what the runtime computed in: ``'fp32'`` or ``'int8'``
+            (``onnxruntime-int8``; its metric measured in that runtime). A
+            table may hold one subnet at several precisions; a table written
+            before this column existed loads as ``'fp32'``.
     """
     subnet: Subnet
     flops: float
@@ -41,9 +48,17 @@ class TableRow:
     latency_runtime: Optional[str] = None
     features_flops: Optional[float] = None
     latency_threads: Optional[int] = None
+    precision: str = 'fp32'
+
+    @property
+    def key(self) -> str:
+        """The row's name: the subnet's key, with the precision unless fp32
+        (``w0.5_s160``, ``w0.5_s160_int8``)."""
+        return self.subnet.key if self.precision == 'fp32' else \
+            f'{self.subnet.key}_{self.precision}'
 
     def as_dict(self) -> dict:
-        out = dict(key=self.subnet.key, **self.subnet.as_dict())
+        out = dict(key=self.key, **self.subnet.as_dict())
         out.update({k: v for k, v in asdict(self).items() if k != 'subnet'})
         return out
 
@@ -60,10 +75,14 @@ class TableRow:
         trained = trained not in (False, 'False', 'false', '0', 0)
         runtime = _column(d, 'latency_runtime', str, required=False)
         threads = _column(d, 'latency_threads', int, required=False)
+        precision = _column(d, 'precision', str, required=False) or 'fp32'
+        if precision not in PRECISIONS:
+            raise ValueError(f'column \'precision\': {precision!r}; valid: '
+                             f'{", ".join(map(repr, PRECISIONS))}')
         width, flops, params, metric = (_column(d, k, float)
                                         for k in ('width', 'flops', 'params', 'metric'))
         return cls(Subnet(width, scale, frames, proposals), flops, params, metric, latency,
-                   trained, runtime, features_flops, threads)
+                   trained, runtime, features_flops, threads, precision)
 
     def usable(self) -> bool:
         """Whether the row's metric and costs are all finite numbers (a row
@@ -106,25 +125,46 @@ def _cost(cost: str):
     return (lambda r: r.flops) if cost == 'flops' else (lambda r: r.latency_ms)
 
 
-def candidates(rows: Sequence[TableRow], include_untrained: bool = False) -> List[TableRow]:
+def candidates(rows: Sequence[TableRow], include_untrained: bool = False,
+               precisions: Optional[Sequence[str]] = None) -> List[TableRow]:
     """The rows a budget may choose, by the one rule :func:`pareto_frontier`
     and :func:`select_subnet` share: a finite metric and finite costs
-    (:meth:`TableRow.usable`), and trained (rows tabulated with
-    ``allow_untrained`` only when ``include_untrained``)."""
-    return [r for r in rows if r.usable() and (r.trained or include_untrained)]
+    (:meth:`TableRow.usable`), trained (rows tabulated with
+    ``allow_untrained`` only when ``include_untrained``) and, when
+    ``precisions`` is given, of one of them (None: every precision)."""
+    return [r for r in rows if r.usable() and (r.trained or include_untrained)
+            and (precisions is None or r.precision in precisions)]
+
+
+def _check_precisions(rows: Sequence[TableRow], precisions, caller: str):
+    """``precisions`` as a tuple (None stays None); ``ValueError`` naming the
+    ones the table has when one is not among them."""
+    if precisions is None:
+        return None
+    precisions = (precisions, ) if isinstance(precisions, str) else tuple(precisions)
+    present = sorted({r.precision for r in rows})
+    absent = [p for p in precisions if p not in present]
+    if absent:
+        raise ValueError(f'{caller}: precision {", ".join(map(repr, absent))} is not in '
+                         f'the table; it has {", ".join(map(repr, present))}')
+    return precisions
 
 
 def pareto_frontier(rows: Sequence[TableRow], cost: str = 'flops',
-                    include_untrained: bool = False) -> List[TableRow]:
+                    include_untrained: bool = False,
+                    precisions: Optional[Sequence[str]] = None) -> List[TableRow]:
     """The rows no other row beats: sorted by cost (FLOPs, or latency), each
     with a higher metric than every cheaper row (the best subnet for each
-    budget), among the :func:`candidates`."""
+    budget), among the :func:`candidates` (every precision unless
+    ``precisions`` names some)."""
     key = _cost(cost)
+    precisions = _check_precisions(rows, precisions, 'pareto_frontier')
     if cost == 'latency' and any(r.latency_ms is None for r in rows):
         raise ValueError('pareto_frontier(cost="latency"): the table has no latencies; '
                          'build it with --latency')
     frontier, best = [], float('-inf')
-    for row in sorted(candidates(rows, include_untrained), key=lambda r: (key(r), -r.metric)):
+    for row in sorted(candidates(rows, include_untrained, precisions),
+                      key=lambda r: (key(r), -r.metric)):
         if row.metric > best:
             frontier.append(row)
             best = row.metric
@@ -159,7 +199,12 @@ def save_table(rows: Sequence[TableRow], prefix: str, metric_name: str = 'metric
     """Write ``prefix.csv`` and ``prefix.json`` (rows and frontier), each to a
     temporary name first, both moved into place once both are complete."""
     dicts = [r.as_dict() for r in rows]
-    frontier = [r.subnet.key for r in pareto_frontier(rows)]
+    keys = [d['key'] for d in dicts]
+    if len(set(keys)) != len(keys):
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        raise ValueError(f'save_table: rows {", ".join(twice[:5])} appear twice (one row '
+                         'per subnet and precision)')
+    frontier = [r.key for r in pareto_frontier(rows)]
     paths = dict(csv=prefix + '.csv', json=prefix + '.json')
     with atomic_path(paths['csv']) as csv_tmp, atomic_path(paths['json']) as json_tmp:
         with open(csv_tmp, 'w', newline='') as f:
@@ -174,7 +219,8 @@ def save_table(rows: Sequence[TableRow], prefix: str, metric_name: str = 'metric
 
 def select_subnet(table: Table, max_flops: Optional[float] = None,
                   max_latency_ms: Optional[float] = None,
-                  include_untrained: bool = False) -> TableRow:
+                  include_untrained: bool = False,
+                  precisions: Optional[Sequence[str]] = None) -> TableRow:
     """The best-metric subnet within the budget (ties: fewer FLOPs), among
     the :func:`candidates` (the rows :func:`pareto_frontier` draws from).
 
@@ -183,6 +229,10 @@ def select_subnet(table: Table, max_flops: Optional[float] = None,
         max_flops: FLOPs budget per input.
         max_latency_ms: latency budget (needs a table with latencies).
         include_untrained: also choose rows marked ``trained=False``.
+        precisions: choose only rows of these precisions (``'fp32'``,
+            ``'int8'``); None: across every precision the table holds (a
+            subnet's INT8 row competes with its fp32 row on its own metric
+            and latency).
 
     Raises:
         ValueError: a budget that is not positive; nothing fits (the message
@@ -198,8 +248,10 @@ def select_subnet(table: Table, max_flops: Optional[float] = None,
     if max_latency_ms is not None and any(r.latency_ms is None for r in rows):
         raise ValueError('select_subnet: max_latency_ms given but the table has no '
                          'latencies; build it with --latency')
-    pool = candidates(rows, include_untrained)
-    left_out = _left_out(rows, pool)
+    precisions = _check_precisions(rows, precisions, 'select_subnet')
+    pool = candidates(rows, include_untrained, precisions)
+    left_out = _left_out([r for r in rows if precisions is None or r.precision in precisions],
+                         pool)
     fits = [r for r in pool
             if (max_flops is None or r.flops <= max_flops)
             and (max_latency_ms is None or r.latency_ms <= max_latency_ms)]
@@ -210,9 +262,9 @@ def select_subnet(table: Table, max_flops: Optional[float] = None,
         fastest = min(pool, key=lambda r: r.latency_ms or 0)
         raise ValueError(
             f'select_subnet: no subnet fits max_flops={max_flops} '
-            f'max_latency_ms={max_latency_ms}; the cheapest is {cheapest.subnet.key} '
+            f'max_latency_ms={max_latency_ms}; the cheapest is {cheapest.key} '
             f'({cheapest.flops:.4g} FLOPs'
-            + (f', fastest {fastest.subnet.key} at {fastest.latency_ms:.3g} ms)'
+            + (f', fastest {fastest.key} at {fastest.latency_ms:.3g} ms)'
                if max_latency_ms is not None else ')')
             + (f'; {left_out}' if left_out else ''))
     return max(fits, key=lambda r: (r.metric, -r.flops))
@@ -223,8 +275,8 @@ def _left_out(rows: Sequence[TableRow], pool: Sequence[TableRow]) -> str:
     (empty: none)."""
     kept = set(map(id, pool))
     dropped = [r for r in rows if id(r) not in kept]
-    broken = [r.subnet.key for r in dropped if not r.usable()]
-    untrained = [r.subnet.key for r in dropped if r.usable()]  # the only other reason
+    broken = [r.key for r in dropped if not r.usable()]
+    untrained = [r.key for r in dropped if r.usable()]  # the only other reason
     parts = []
     if broken:
         parts.append(f'left out for a non-finite metric or cost: {", ".join(broken[:5])}'
@@ -249,26 +301,34 @@ def plot_table(rows: Sequence[TableRow], path: str, metric_name: str = 'metric',
     colors = {s: plt.cm.viridis(i / max(1, len(scales) - 1)) for i, s in enumerate(scales)}
     proposals = sorted({r.subnet.proposals for r in rows}, key=lambda p: -(p or 0))
     markers = dict(zip(proposals, 'os^Dvx'))
+    precisions = sorted({r.precision for r in rows})
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     for s in scales:
         for p in proposals:
-            pts = [r for r in rows if _scale_label(r) == s and r.subnet.proposals == p]
-            ax.scatter([x_of(r) for r in pts], [r.metric for r in pts], s=14,
-                       color=colors[s], alpha=0.4, marker=markers.get(p, 'o'))
+            for precision in precisions:  # INT8 rows hollow
+                pts = [r for r in rows if _scale_label(r) == s and r.subnet.proposals == p
+                       and r.precision == precision]
+                ax.scatter([x_of(r) for r in pts], [r.metric for r in pts], s=14,
+                           alpha=0.4, marker=markers.get(p, 'o'),
+                           **_colored(colors[s], precision))
     frontier = pareto_frontier(rows, cost)
     for a, b in zip(frontier, frontier[1:]):
         ax.plot([x_of(a), x_of(b)], [a.metric, b.metric], lw=2.2,
                 color=colors[_scale_label(b)])
     for r in frontier:
-        ax.scatter([x_of(r)], [r.metric], s=30, color=colors[_scale_label(r)], zorder=3,
-                   marker=markers.get(r.subnet.proposals, 'o'))
+        ax.scatter([x_of(r)], [r.metric], s=30, zorder=3,
+                   marker=markers.get(r.subnet.proposals, 'o'),
+                   **_colored(colors[_scale_label(r)], r.precision))
     for s in scales:
         ax.plot([], [], color=colors[s], lw=2.2, label=f'resolution {s}')
     if len(proposals) > 1:
         for p in proposals:
             ax.scatter([], [], color='grey', marker=markers.get(p, 'o'),
                        label=f'{p} proposals')
-    runtime = next((r.latency_runtime for r in rows if r.latency_runtime), None)
+    if len(precisions) > 1:
+        for precision in precisions:
+            ax.scatter([], [], label=precision, **_colored('grey', precision))
+    runtime = ', '.join(dict.fromkeys(r.latency_runtime for r in rows if r.latency_runtime))
     ax.set_xlabel(flops_label if cost == 'flops' else f'latency (ms, {runtime or "?"})')
     ax.set_ylabel(metric_name)
     ax.set_title(title or f'{metric_name} vs {"FLOPs" if cost == "flops" else "latency"} '
@@ -280,6 +340,12 @@ def plot_table(rows: Sequence[TableRow], path: str, metric_name: str = 'metric',
         fig.savefig(tmp)
     plt.close(fig)
     return path
+
+
+def _colored(color, precision: str) -> dict:
+    """Marker colors of a row: filled for fp32, the outline only for INT8."""
+    return dict(color=color) if precision == 'fp32' else \
+        dict(facecolors='none', edgecolors=color)
 
 
 def _scale_label(row: TableRow) -> str:

@@ -238,3 +238,38 @@ def evaluate_onnx_detector(path: str, model: nn.Module, dataloader, evaluator,
             sample.pred_instances = mmdeploy_export.detections_to_instances(outputs, sample)
         evaluator.process(data_samples=samples, data_batch=batch)
     return evaluator.evaluate(len(dataloader.dataset))
+
+
+@torch.no_grad()
+def evaluate_onnx_scores(path: str, model: nn.Module, dataloader, evaluator,
+                         threads: Optional[int] = None) -> Dict[str, float]:
+    """The metrics of a recognizer's or classifier's ONNX file (the class
+    scores of :meth:`~mutual_mm.hosts.HostAdapter.exported`) run in ONNX
+    Runtime over ``dataloader`` (the test loader at the subnet's input), one
+    input per run: inputs preprocessed by ``model``'s data preprocessor, scores
+    turned into predictions by the family's
+    :meth:`~mutual_mm.hosts.HostAdapter.predictions` (the head's own
+    post-processing), scored by ``evaluator`` (an mmengine ``Evaluator``)."""
+    session = onnx_session(path, threads)
+    name = session.get_inputs()[0].name
+    host = host_of(model)
+    evaluator.dataset_meta = dataloader.dataset.metainfo
+    for batch in dataloader:
+        data = model.data_preprocessor(batch, False)
+        samples = data['data_samples']
+        for i, sample in enumerate(samples):
+            inputs = np.ascontiguousarray(data['inputs'][i:i + 1].cpu().numpy())
+            scores = session.run(None, {name: inputs})[0]
+            host.predictions(torch.from_numpy(scores), [sample])
+        evaluator.process(data_samples=samples, data_batch=batch)
+    return evaluator.evaluate(len(dataloader.dataset))
+
+
+def evaluate_onnx(path: str, model: nn.Module, dataloader, evaluator,
+                  threads: Optional[int] = None) -> Dict[str, float]:
+    """The config's metrics of the ONNX file of ``model``'s part ``'model'``
+    run in ONNX Runtime on the test set: :func:`evaluate_onnx_detector` for a
+    whole detector, else :func:`evaluate_onnx_scores`."""
+    if uses_mmdeploy(model, 'model'):
+        return evaluate_onnx_detector(path, model, dataloader, evaluator, threads)
+    return evaluate_onnx_scores(path, model, dataloader, evaluator, threads)

@@ -1,8 +1,8 @@
 """A deployable subnet: width x input size (x frame count) (x proposals)."""
 from dataclasses import dataclass, replace
-from typing import Optional, Tuple, Union
+from typing import Optional
 
-Scale = Union[int, Tuple[int, int]]
+from ..scale import Scale
 
 
 def _scale_str(scale) -> str:

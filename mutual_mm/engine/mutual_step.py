@@ -1,15 +1,26 @@
-"""One MutualNet training iteration, driven through the (possibly wrapped) model."""
+"""One MutualNet training iteration, driven through the (possibly wrapped) model.
+
+:class:`MutualStep` is the step's one public interface: ``MutualLearningHook``
+installs its ``train_step`` as the model's, and tests and benchmarks call the
+same method with a cohort of their choosing.
+"""
 import contextlib
+import random
 from collections import OrderedDict
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..internals import backward_uncounted, run_forward
-from ..models.slimming import unwrap_model
-from .cohort import Member
+from ..hosts import host_of
+from ..internals import backward_uncounted, defines_own_train_step, run_forward
+from ..models.slimming import batch_norms, unwrap_model
+from ..ops import WidthGrid
+from .cohort import Member, sample_cohort
+from .trained_space import TrainedSpace
+
+DISTILL_MODES = ('auto', 'kl', 'gt')
 
 
 def split_views(data: dict, num_views: int) -> List[dict]:
@@ -90,12 +101,14 @@ def backward_without_step(optim_wrapper, loss: torch.Tensor) -> None:
     backward_uncounted(optim_wrapper, optim_wrapper.scale_loss(loss))
 
 
-def mutual_train_step(wrapper: nn.Module, data: dict, optim_wrapper,
-                      cohort: List[Member], configure: Callable[[Member], int],
-                      capture_logits: Optional[Callable[[], torch.Tensor]] = None,
-                      make_view: Optional[Callable[[dict, int], dict]] = None
-                      ) -> Dict[str, torch.Tensor]:
+def _train_cohort(wrapper: nn.Module, data: dict, optim_wrapper,
+                  cohort: List[Member], configure: Callable[[Member], int],
+                  capture_logits: Optional[Callable[[], torch.Tensor]] = None,
+                  make_view: Optional[Callable[[dict, int], dict]] = None
+                  ) -> Dict[str, torch.Tensor]:
     """Train ``cohort`` on ``data``; gradients accumulate, the optimizer steps once.
+    One plain function for one process and for DDP (see ``wrapper``);
+    :meth:`MutualStep.train_step` supplies its callbacks.
 
     Args:
         wrapper: ``runner.model``: the model or its DDP wrapper. Forward passes go
@@ -165,3 +178,170 @@ def mutual_train_step(wrapper: nn.Module, data: dict, optim_wrapper,
         log_vars[f'{member.name}.view'] = torch.tensor(float(member.view))
     log_vars['loss'] = total
     return log_vars
+
+
+class MutualStep:
+    """One MutualNet training iteration of one model (paper section 3.2): the
+    full network (max width, view 0, its ground-truth loss), the smallest width
+    and random widths on the grid, each fed one view; their gradients
+    accumulate and the optimizer steps once.
+
+    Build it with :meth:`of`; :meth:`train_step` has the signature of mmengine's
+    ``BaseModel.train_step`` (plus an optional cohort), so ``MutualLearningHook``
+    installs it as the model's step, and a test or a benchmark calls it with the
+    cohort it wants. Between steps the model is at its full network.
+
+    Args:
+        wrapper (nn.Module): ``runner.model``: the model or its DDP wrapper.
+        grid (WidthGrid): the widths cohorts are drawn on.
+        view_source: where each member's input view comes from
+            (``host.training_views``: pipeline, batch or backbone views).
+        distill (str): ``'kl'`` or ``'gt'`` (resolved: see :meth:`of`).
+        num_random (int): random widths per cohort besides min and max.
+            Defaults to 2.
+        rng (random.Random, optional): the cohort sampler. Defaults to a
+            generator seeded 0.
+
+    Attributes:
+        host: the model family's adapter.
+        num_views: how many views a member may be fed.
+    """
+
+    def __init__(self, wrapper, grid: WidthGrid, view_source, distill: str,
+                 num_random: int = 2, rng: Optional[random.Random] = None):
+        self.wrapper = wrapper
+        self.model = unwrap_model(wrapper)
+        self.host = host_of(self.model)
+        self.grid = grid
+        self.view_source = view_source
+        self.num_views = len(view_source.views)
+        self.distill = distill
+        self.num_random = num_random
+        self.rng = rng if rng is not None else random.Random(0)
+        self.host.prepare_consumer()  # idempotent; before the BN layers are listed
+        self._running_stat_norms = [norm for _, norm in batch_norms(self.model)]
+        self._logits = None
+        self._capturing = False
+        self._handle = None
+        if distill == 'kl':
+            self._handle = self.host.logits_head().register_forward_hook(self._keep_logits)
+
+    @classmethod
+    def of(cls, wrapper, train_dataset, grid: WidthGrid, num_random: int = 2,
+           distill: str = 'auto', multi_resolution: bool = True,
+           batch_views: Optional[dict] = None,
+           rng: Optional[random.Random] = None) -> 'MutualStep':
+        """The step of ``wrapper`` (``runner.model``) trained on
+        ``train_dataset``, with ``MutualLearningHook``'s arguments (see there):
+        the family's adapter prepares the model (input-following consumer),
+        the view source is read from the dataset's pipeline (or made from the
+        batch, or the backbone's own), ``distill='auto'`` resolves to the
+        family's default.
+
+        Raises:
+            TypeError: a model no family adapter slims, or one that defines its
+                own ``train_step`` (the step would bypass it).
+            ValueError: ``distill='kl'`` without a classification head; views
+                the pipeline and ``batch_views`` cannot provide.
+        """
+        model = unwrap_model(wrapper)
+        try:
+            host = host_of(model)
+        except TypeError as err:
+            raise TypeError(f'MutualLearningHook cannot slim this model: {err}') from None
+        if defines_own_train_step(model):
+            raise TypeError(
+                f'MutualLearningHook: {type(model).__name__} defines its own train_step, '
+                'which the mutual step would bypass; train it without the hook or move '
+                'what its train_step adds into its loss')
+        mode = host.default_distill if distill == 'auto' else distill
+        if mode == 'kl' and host.logits_head() is None:
+            raise ValueError(
+                f'MutualLearningHook: distill="kl" needs a classification head (class '
+                f'logits); {host.name} ({type(host).__name__}) has none: use '
+                'distill="gt"')
+        view_source = host.training_views(train_dataset, multi_resolution, batch_views)
+        return cls(wrapper, grid, view_source, mode, num_random, rng)
+
+    # ------------------------------------------------------------ the step
+    def train_step(self, data: dict, optim_wrapper,
+                   cohort: Optional[Sequence[Member]] = None) -> Dict[str, torch.Tensor]:
+        """Train one cohort on ``data`` (drawn from the sampler when ``cohort``
+        is None); the optimizer steps once.
+
+        Args:
+            data: the collated batch, as the train loop passes it.
+            optim_wrapper: the runner's optim wrapper (AMP, clipping and
+                ``accumulative_counts`` are its own business).
+            cohort: members, the full network first; a one-member cohort trains
+                that member on its own loss.
+
+        Returns:
+            log variables: every member's losses prefixed by its name, its
+            width, view, input size and frame count, and ``loss`` (the sum).
+
+        Raises:
+            NonFiniteLossError: naming the first member whose loss is NaN or
+                infinite and its view, before the optimizer steps.
+        """
+        if cohort is None:
+            cohort = sample_cohort(self.grid, self.num_views, self.num_random, self.rng)
+        self._capturing = self.distill == 'kl'
+        try:
+            log_vars = _train_cohort(
+                self.wrapper, data, optim_wrapper, list(cohort), self.configure,
+                capture_logits=self._captured_logits if self._capturing else None,
+                make_view=self.view_source.make)
+        except NonFiniteLossError as err:
+            raise NonFiniteLossError(err.member, err.terms, err.iteration,
+                                     self.view_source.describe(err.member.view)) from None
+        finally:
+            self._capturing, self._logits = False, None
+            # validation, checkpoints and the next step see the full network
+            self.configure(Member('full', self.grid.max, 0))
+        for member in cohort:  # which subnet produced which loss
+            log_vars.update(self.view_source.log_vars(member.name, member.view))
+        return log_vars
+
+    def configure(self, member: Member) -> int:
+        """Put the model in ``member``'s subnet (its width, and a backbone's own
+        input view); the index of the data view to feed it. :meth:`train_step`
+        returns the model to the full network after each cohort."""
+        self.host.backbone.set_width(member.width)
+        # Only the full network updates BN running statistics: a sub-network's
+        # batch statistics (fewer input channels, another resolution) would mix
+        # into the full network's, and validating the full network during
+        # training would read that mixture. Sub-networks get their own
+        # statistics from BN calibration after training (paper §3.4).
+        full = member.name == 'full'
+        for norm in self._running_stat_norms:
+            norm.track_running_stats = full
+        return self.view_source.feed(member.view)
+
+    def trained_space(self) -> TrainedSpace:
+        """The subnets this step trains: what the checkpoint records."""
+        scales, frames = self.view_source.trained_sizes()
+        return TrainedSpace(width_range=[self.grid.min, self.grid.max],
+                            width_step=self.grid.step, scales=scales, frames=frames,
+                            distill=self.distill)
+
+    def close(self) -> None:
+        """Undo what the step changed in the model: every BN tracks its running
+        statistics again, the logits capture is removed. Idempotent."""
+        for norm in self._running_stat_norms:
+            norm.track_running_stats = True
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+
+    # ------------------------------------------------------ distillation
+    def _keep_logits(self, module, args, output) -> None:
+        if self._capturing:  # a forward outside the step keeps nothing alive
+            self._logits = output
+
+    def _captured_logits(self) -> torch.Tensor:
+        logits, self._logits = self._logits, None
+        if logits is None:
+            raise RuntimeError('MutualLearningHook: the classification head did not '
+                               'run during the loss forward')
+        return logits

@@ -10,6 +10,7 @@ states are stored as plain python values and tensors, so they load under
 Every process has its own states (``randomness.diff_rank_seed=True`` seeds each
 rank differently; even with one seed the ranks' augmentations draw different
 amounts), so the checkpoint holds one entry per rank: see :class:`RankStates`.
+:class:`RandomStatePreserver` saves and restores them for ``MutualLearningHook``.
 """
 import random
 from typing import Dict, List, Optional, Union
@@ -17,6 +18,13 @@ from typing import Dict, List, Optional, Union
 import numpy as np
 import torch
 from mmengine.dist import all_gather_object, get_rank, get_world_size
+from mmengine.runner import IterBasedTrainLoop
+
+#: ``checkpoint[CHECKPOINT_KEY]``: every rank's states (a list indexed by rank)
+CHECKPOINT_KEY = 'random_states'
+#: where checkpoints written before the hook was split kept them:
+#: ``checkpoint['mutual_learning']['random_states']``
+LEGACY_CHECKPOINT_KEY = 'mutual_learning'
 
 
 def capture_random_states() -> Dict:
@@ -124,3 +132,68 @@ class RestoreBeforeBatch:
             self.states = None
         self.skip -= 1
         return next(self.iterator)
+
+
+class RandomStatePreserver:
+    """Saves every rank's random states in checkpoints and restores them on
+    resume, so a resumed run draws the same augmentations and dropout masks as
+    the uninterrupted one (with ``num_workers=0``: worker processes seed their
+    own generators; and with the same number of processes). Validation during
+    training does not move the training's streams.
+
+    Order: called by ``MutualLearningHook`` (priority NORMAL) at its
+    ``after_load_checkpoint`` (the states are kept, not restored: mmengine's
+    resume then replays the data loader, whose augmentations draw from these
+    generators), ``before_train`` (an iteration-based loop: restored after the
+    replay, right before the first new batch), ``before_train_epoch`` (an
+    epoch-based one resumes at an epoch start), ``before_val`` / ``after_val``,
+    ``after_train_iter`` (every rank shares its states; between NORMAL and
+    mmengine's ``CheckpointHook``, VERY_LOW, nothing draws: ``LoggerHook`` and
+    ``ParamSchedulerHook`` do not) and ``before_save_checkpoint`` (rank 0 writes
+    every rank's states).
+    """
+
+    def __init__(self):
+        self._pending: Optional[Dict] = None
+        self._before_val: Optional[Dict] = None
+        self._rank_states = RankStates()
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        saved = checkpoint.get(CHECKPOINT_KEY)
+        if saved is None:  # an older checkpoint
+            saved = (checkpoint.get(LEGACY_CHECKPOINT_KEY) or {}).get('random_states')
+        self._pending = None if saved is None else RankStates.own(saved, runner.logger)
+
+    def before_train(self, runner) -> None:
+        loop = runner.train_loop
+        if self._pending is not None and isinstance(loop, IterBasedTrainLoop):
+            loop.dataloader_iterator = RestoreBeforeBatch(
+                loop.dataloader_iterator, runner.iter, self._pending)
+            self._pending = None
+
+    def before_train_epoch(self, runner) -> None:
+        if self._pending is not None:
+            restore_random_states(self._pending)
+            self._pending = None
+
+    # Validation during training must not move the training's random streams
+    # (building its data iterator draws from torch's generator): otherwise a run
+    # resumed from a checkpoint written right before a validation would draw
+    # other numbers than the uninterrupted one.
+    def before_val(self, runner) -> None:
+        self._before_val = capture_random_states()
+        self._rank_states.share(self._before_val)  # for the best checkpoint
+
+    def after_val(self, runner) -> None:
+        if self._before_val is not None:
+            restore_random_states(self._before_val)
+            self._before_val = None
+
+    def after_train_iter(self, runner) -> None:
+        self._rank_states.share()  # CheckpointHook may save next, on rank 0 only
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        # a checkpoint written during validation (the best one) carries the
+        # training's streams as they were before the validation started
+        states = self._before_val or capture_random_states()
+        checkpoint[CHECKPOINT_KEY] = self._rank_states.of_every_rank(states)

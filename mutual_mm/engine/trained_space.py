@@ -5,13 +5,19 @@ A MutualNet checkpoint is only good at the widths, input sizes and frame counts
 its cohorts were drawn from (in between included: that is what the method
 interpolates); a subnet outside them runs, calibrates and tests without
 complaint but was never trained. Deployment (calibration, testing at a
-subnet, the lookup table, export) checks against this record.
+subnet, the lookup table, export) lists and checks subnets against this
+record, the one record of what was trained: :class:`TrainedSpaceRecord` writes
+it, and keeps it true across a resume.
 """
 from dataclasses import asdict, dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from mmengine.logging import print_log
 
+from ..internals import resuming
+
+#: ``checkpoint['meta'][META_KEY]``: the record (the name is kept for the
+#: checkpoints written so far)
 META_KEY = 'mutual_learning'
 ALLOW_HINT = ('pass --allow-untrained (allow_untrained=True) to use it anyway; it is '
               'then logged and marked in the lookup table')
@@ -64,6 +70,13 @@ class TrainedSpace:
         record = meta.get(META_KEY)
         return cls(**record) if record else None
 
+    def differences(self, other: 'TrainedSpace') -> List[str]:
+        """``"<field> <self's value> vs <other's value>"`` for each field that
+        differs, compared in the checkpoint's form (tuples and lists alike)."""
+        mine, theirs = _plain(self.as_meta()), _plain(other.as_meta())
+        return [f'{key} {mine[key]!r} vs {theirs.get(key)!r}' for key in mine
+                if mine[key] != theirs.get(key)]
+
     def describe(self) -> str:
         parts = [f'widths {self.width_range[0]:g}..{self.width_range[1]:g}']
         if self.scales:
@@ -73,7 +86,7 @@ class TrainedSpace:
         return ', '.join(parts)
 
     def untrained_reasons(self, subnet) -> List[str]:
-        """Why ``config`` (a :class:`~mutual_mm.deploy.Subnet`) lies
+        """Why ``subnet`` (a :class:`~mutual_mm.deploy.Subnet`) lies
         outside; empty when it is inside."""
         reasons = []
         lo, hi = self.width_range
@@ -106,7 +119,7 @@ def check_trained(subnets: Iterable, space: Optional[TrainedSpace],
                   allow_untrained: bool = False) -> Dict[str, List[str]]:
     """Raise ``ValueError`` for subnets outside ``space`` (naming what
     was trained), or, with ``allow_untrained``, log a warning; returns
-    ``{config key: reasons}`` of those outside. Without a record
+    ``{subnet key: reasons}`` of those outside. Without a record
     (``space`` None) every width below 1 counts as outside."""
     if space is None:  # one reason for all: name a few of them
         keys = [c.key for c in subnets if c.width < 1 - 1e-6]
@@ -125,3 +138,82 @@ def check_trained(subnets: Iterable, space: Optional[TrainedSpace],
         raise ValueError(f'{message}. {ALLOW_HINT}')
     print_log(f'{message}; used anyway (allow_untrained)', logger='current', level=30)
     return outside
+
+
+def _plain(value):
+    """``value`` with every tuple a list, as compared: a record read back from
+    a checkpoint equals the one written, whatever its sequences became."""
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+class TrainedSpaceRecord:
+    """Writes the run's :class:`TrainedSpace` into every checkpoint's meta, and
+    refuses a resume whose settings would make the record untrue.
+
+    Why refuse rather than merge: deployment acts on the record without
+    asking: every subnet inside it is calibrated, tabulated and exported as
+    trained. After a change of widths, views or distillation part-way through a
+    run no single space is true: the union would call widths trained that
+    trained for a few iterations only, and the new settings alone would drop
+    views that did train. A record of iteration counts per width and view would
+    be true, but would leave every deploy tool to decide how many iterations
+    make a subnet "trained", a threshold no one can set once for all. So a
+    resume must train what the checkpoint records; settings the record does not
+    hold (``num_random``, ``seed``) may change. To train another space from the
+    weights, start a new run from them (``load_from=...``, ``resume=False``): its
+    record is then what that run trains.
+
+    A resumed checkpoint without a record (written before the hook kept one)
+    is resumed with a warning: this run's settings become the record.
+
+    Order: called by ``MutualLearningHook`` (priority NORMAL) at its
+    ``after_load_checkpoint`` (mmengine's ``Runner.resume`` calls it, before
+    ``before_train``), its ``before_train`` (once the step knows its views and
+    distillation, before the first iteration: nothing trains under refused
+    settings) and its ``before_save_checkpoint`` (every hook's runs before
+    mmengine writes the file: ``CheckpointHook``'s latest and best checkpoints
+    carry the record).
+    """
+
+    def __init__(self):
+        self.space: Optional[TrainedSpace] = None
+        self._resumed = False
+        self._recorded: Optional[TrainedSpace] = None  # the resumed checkpoint's
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        if resuming(runner):  # a load_from (fine-tuning) starts a record of its own
+            self._resumed = True
+            self._recorded = TrainedSpace.from_checkpoint(checkpoint)
+
+    def before_train(self, runner, space: TrainedSpace) -> None:
+        """Adopt ``space`` (what this run trains); on a resume, refuse one that
+        differs from the checkpoint's record.
+
+        Raises:
+            ValueError: naming each differing setting, the checkpoint's value
+                and this run's.
+        """
+        if self._resumed:
+            recorded = self._recorded
+            if recorded is None:
+                runner.logger.warning(
+                    'MutualLearningHook: the resumed checkpoint holds no record of what '
+                    f'it was trained on (meta {META_KEY!r}); this run records its own '
+                    f'settings ({space.describe()}) as trained')
+            elif recorded.differences(space):
+                raise ValueError(
+                    'MutualLearningHook: resuming a checkpoint trained on other settings '
+                    f'({"; ".join(recorded.differences(space))}: the checkpoint\'s record '
+                    'vs this run\'s); the record that deployment trusts would no longer '
+                    'be true. Resume with the settings the checkpoint records, or start '
+                    'a new run from its weights (load_from=..., resume=False) to train '
+                    'the new ones')
+        self.space = space
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if self.space is not None:  # None: saved before training set the step up
+            checkpoint.setdefault('meta', {})[META_KEY] = self.space.as_meta()

@@ -1,5 +1,4 @@
-"""Evaluation protocols: the Charades mAP metric and max-over-clips heads."""
+"""Evaluation protocols: the Charades mAP metric."""
 from .charades_map import CharadesMAP
-from .clip_aggregation import MaxClipI3DHead, MaxClipMixin, MaxClipSlowFastHead
 
-__all__ = ['CharadesMAP', 'MaxClipMixin', 'MaxClipI3DHead', 'MaxClipSlowFastHead']
+__all__ = ['CharadesMAP']

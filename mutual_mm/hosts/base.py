@@ -15,6 +15,7 @@ from mmengine.registry import Registry
 from torch import nn
 
 from ..internals import run_forward
+from ..models.backbones.base import owns_input_views
 from ..models.slimming import batch_norms, find_slim_backbone, unwrap_model
 from ..ops import convert_to_slim
 from .views import BackboneViews, BatchViews, PipelineViews
@@ -110,6 +111,14 @@ class HostAdapter:
         exports (what width changes and standard layers express)."""
         return self.scores(inputs)
 
+    def predictions(self, scores: torch.Tensor, data_samples):
+        """``data_samples`` with the predictions the model's ``predict`` makes,
+        from the raw scores of :meth:`exported` (what an exported graph returns):
+        how a runtime outside PyTorch is evaluated with the config's metric."""
+        raise NotImplementedError(
+            f'{type(self).__name__}: {self.name} has no predictions from exported '
+            'scores (its exported graph carries its own post-processing)')
+
     def deployed(self, inputs: torch.Tensor, data_samples=None):
         """The forward a deployed model runs on one input, post-processing
         included: what latency in PyTorch times."""
@@ -141,15 +150,16 @@ class HostAdapter:
 
     def calibration_forward(self, data: dict) -> None:
         """Run a preprocessed batch so every BN layer sees its input."""
-        if self._norms_only_in_features():
+        if self.norms_only_in_features():
             self.features(data['inputs'])
         else:
             run_forward(self.model, data, mode='tensor')
 
-    def _norms_only_in_features(self) -> bool:
-        # Then calibration runs only that part: the same statistics at a fraction
-        # of the cost for detectors, whose tensor forward also runs the RoI heads
-        # on every proposal (about 90 % of Mask R-CNN's calibration time).
+    def norms_only_in_features(self) -> bool:
+        """Whether every BN layer sits in the feature extractor (``feature_part``).
+        Then calibration runs only that part: the same statistics at a fraction of
+        the cost for detectors, whose tensor forward also runs the RoI heads on
+        every proposal (about 90 % of Mask R-CNN's calibration time)."""
         parts = tuple(f'{p}.' for p in self.feature_part if hasattr(self.model, p))
         names = [name for name, _ in batch_norms(self.model)]
         return bool(parts) and all(n.startswith(parts) for n in names)
@@ -161,7 +171,7 @@ class HostAdapter:
         views (SlowFast's Slow input), views made from the loaded batch
         (``batch_views=dict(scales=..., frames=...)``, see :meth:`batch_view`)
         or the pipeline's ``MultiResolution``."""
-        if self.backbone.owns_input_views:
+        if owns_input_views(self.backbone):
             if batch_views is not None:
                 raise ValueError(
                     f'MutualLearningHook: batch_views given, but '

@@ -17,6 +17,9 @@ class ClassifierHost(HostAdapter):
     def scores(self, inputs, data_samples=None):
         return self.model(inputs, mode='tensor')
 
+    def predictions(self, scores, data_samples):
+        return self.model.predictions(scores, data_samples)
+
     def check_batch_views(self, frames=None) -> None:
         refuse_frames(self.name, frames)
 

@@ -29,6 +29,10 @@ class RecognizerHost(HostAdapter):
     def scores(self, inputs, data_samples=None):
         return self.model(inputs, mode='tensor', stage='head')
 
+    def predictions(self, scores, data_samples):
+        # the head's own post-processing: views averaged as its test_cfg says
+        return self.model.cls_head.predict_by_feat(scores, data_samples)
+
     def batch_view(self, batch: dict, scale, frames):
         """Frames spread uniformly over the clip (MultiResolution's rule), then a
         fixed-size bilinear resize; labels unchanged."""

@@ -18,18 +18,8 @@ import torch.nn.functional as F
 from ..datasets.transforms import MultiResolution
 from ..datasets.transforms.multi_resolution import checked_views
 from ..models.fusion import uniform_time_positions
-from ..datasets.wrappers import nested_datasets
-
-
-def find_multi_resolution(dataset) -> Optional[MultiResolution]:
-    """The MultiResolution transform in a dataset's pipeline (dataset wrappers
-    such as RepeatDataset / ConcatDataset / ClassBalancedDataset are unwrapped)."""
-    for ds in nested_datasets(dataset):
-        pipeline = getattr(ds, 'pipeline', None)
-        for t in getattr(pipeline, 'transforms', []) or []:
-            if isinstance(t, MultiResolution):
-                return t
-    return None
+from ..datasets.pipeline_reading import find_multi_resolution
+from ..scale import short_side
 
 
 class PipelineViews:
@@ -71,8 +61,7 @@ class PipelineViews:
         scale, frames = self.views[index]
         out = {}
         if scale is not None:
-            short = min(scale) if isinstance(scale, tuple) else scale
-            out[f'{prefix}.res'] = torch.tensor(float(short))
+            out[f'{prefix}.res'] = torch.tensor(float(short_side(scale)))
         if frames is not None:
             out[f'{prefix}.frames'] = torch.tensor(float(frames))
         return out

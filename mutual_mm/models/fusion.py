@@ -26,7 +26,7 @@ class AdaptiveFusion(nn.Module):
     reads its FIRST ``gamma_w C`` weight columns for the Slow part and its LAST
     ``2 beta C`` columns for the Fast part, whatever ``gamma_w`` is (set by
     :class:`SlimResNet3dSlowFast` with ``set_input_layout``). At the full
-    configuration the resampling is the identity and this is mmaction2's
+    network the resampling is the identity and this is mmaction2's
     concatenation exactly.
 
     Holds no parameters of its own.

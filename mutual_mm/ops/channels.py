@@ -79,6 +79,9 @@ class WidthGrid:
     of distinct shapes, so the benchmark cache warms up after a few
     iterations.
 
+    No defaults: a grid is what a training run chose (``MutualLearningHook``'s
+    arguments hold the defaults, in one place), or what a checkpoint records.
+
     Args:
         width_range: ``(lo, hi)`` with ``0 < lo <= hi <= 1.0``.
         step: grid spacing, ``> 0``.  The grid is ``lo, lo + step, ...`` up
@@ -90,8 +93,7 @@ class WidthGrid:
         min, max: the smallest and largest grid width (``lo`` and ``hi``).
     """
 
-    def __init__(self, width_range: Sequence[float] = (0.25, 1.0),
-                 step: float = 0.05) -> None:
+    def __init__(self, width_range: Sequence[float], step: float) -> None:
         try:
             lo, hi = (float(v) for v in width_range)
         except (TypeError, ValueError):

@@ -37,7 +37,7 @@ test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='ClsResizeEdge', scale=256, edge='short'),
     dict(type='CenterCrop', crop_size=224),
-    # the configuration's resolution: CalibratedSubnetHook / build_lookup_table set
+    # the subnet's resolution: CalibratedSubnetHook / build_lookup_table set
     # it here (the last Resize), resizing the 224 center crop as MutualNet does
     dict(type='Resize', scale=224, keep_ratio=False),
     dict(type='PackClsInputs'),
@@ -80,7 +80,7 @@ auto_scale_lr = dict(base_batch_size=1024, enable=False)
 
 # Sub-networks learn the KL divergence to the full network (distill='kl').
 # Validation during training measures the full network (1.0x, 224) only; other
-# configurations need their BN statistics calibrated (tools/calibrate_bn.py), and
+# subnets need their BN statistics calibrated (tools/calibrate_bn.py), and
 # tools/build_lookup_table.py evaluates them all.
 custom_hooks = [dict(type='MutualLearningHook', width_range=(0.25, 1.0),
                      num_random=2, distill='kl')]

@@ -84,7 +84,7 @@ class ClsResizeEdge(BaseTransform):
     (ImageNet evaluation: short edge 256, then ``CenterCrop(224)``).
 
     Its name does not end with ``Resize`` on purpose: MultiResolution and the
-    deploy tools set a configuration's size on the pipeline's ``*Resize``
+    deploy tools set a subnet's size on the pipeline's ``*Resize``
     transforms, which must be the final square ``Resize``, not this one.
     """
 

@@ -1,14 +1,13 @@
 """MultiResolution: one sample, several input resolutions (the paper's views)."""
 import copy
 from itertools import product
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from mmcv.transforms import BaseTransform, Compose
 
 from ...registry import TRANSFORMS
-
-Scale = Union[int, Tuple[int, int]]
+from ...scale import Scale, scale_pair
 
 
 def _type_name(cfg) -> str:
@@ -23,21 +22,6 @@ def _is_resize(cfg) -> bool:
     return name.endswith('Resize') and not name.startswith('Random')
 
 
-def _normalize_scale(scale, who: str = 'MultiResolution') -> Tuple[int, int]:
-    if isinstance(scale, (int, np.integer)) and not isinstance(scale, bool):
-        pair = (int(scale), int(scale))
-    elif (isinstance(scale, (tuple, list)) and len(scale) == 2
-          and all(isinstance(s, (int, np.integer)) for s in scale)):
-        pair = (int(scale[0]), int(scale[1]))
-    else:
-        raise ValueError(
-            f'{who}: scale {scale!r} is neither an int (a square size) '
-            'nor a pair of ints (long edge, short edge)')
-    if min(pair) <= 0:
-        raise ValueError(f'{who}: scale {scale!r} has a non-positive size')
-    return pair
-
-
 def checked_views(scales: Sequence[Scale], frames: Optional[Sequence[int]] = None,
                   who: str = 'MultiResolution') -> List[Tuple]:
     """The views, all (scale, frames) pairs scale-major, of view lists whose
@@ -46,7 +30,7 @@ def checked_views(scales: Sequence[Scale], frames: Optional[Sequence[int]] = Non
     if not scales:
         raise ValueError(f'{who}: scales is empty; give at least the '
                          'full network\'s resolution, e.g. scales=[224, 160]')
-    pairs = [_normalize_scale(s, who) for s in scales]
+    pairs = [scale_pair(s, who) for s in scales]
     for scale, pair in zip(scales[1:], pairs[1:]):
         if pair[0] > pairs[0][0] or pair[1] > pairs[0][1]:
             raise ValueError(
@@ -126,7 +110,7 @@ class MultiResolution(BaseTransform):
                     "view's scale from `scales`")
         self.frames = None if frames is None else [int(f) for f in frames]
         self.scales = [s for s, _ in self.views[::len(self.frames or [None])]]
-        self.pipelines = [self._pipeline_at(_normalize_scale(s), transforms)
+        self.pipelines = [self._pipeline_at(scale_pair(s, 'MultiResolution'), transforms)
                           for s in self.scales]
 
     @staticmethod

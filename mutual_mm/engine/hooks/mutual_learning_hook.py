@@ -1,26 +1,22 @@
 """MutualLearningHook: turns a stock training run into MutualNet training."""
 import random
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
-import torch
 from mmengine.dist import broadcast_object_list
 from mmengine.hooks import Hook
-from mmengine.runner import IterBasedTrainLoop
 
-from ...hosts import host_of
-from ...internals import defines_own_train_step
-from ...models.slimming import batch_norms, unwrap_model
 from ...ops import WidthGrid
 from ...registry import HOOKS
-from ..cohort import Member, sample_cohort
-from ..mutual_step import NonFiniteLossError, mutual_train_step
-from ..trained_space import META_KEY as TRAINED_META_KEY
-from ..trained_space import TrainedSpace
-from ..random_states import (RankStates, RestoreBeforeBatch, capture_random_states,
-                             restore_random_states)
+from ..finite_guard import FiniteGuard
+from ..mutual_step import DISTILL_MODES, MutualStep, NonFiniteLossError
+from ..random_states import RandomStatePreserver
+from ..trained_space import TrainedSpace, TrainedSpaceRecord
 
-CHECKPOINT_KEY = 'mutual_learning'
-DISTILL_MODES = ('auto', 'kl', 'gt')
+#: ``checkpoint[CHECKPOINT_KEY]``: the cohort sampler's state
+CHECKPOINT_KEY = 'cohort_sampler'
+#: where checkpoints written before the hook was split kept it:
+#: ``checkpoint['mutual_learning']['rng_state']``
+LEGACY_CHECKPOINT_KEY = 'mutual_learning'
 
 
 @HOOKS.register_module()
@@ -34,9 +30,30 @@ class MutualLearningHook(Hook):
     batch). Gradients of all members accumulate; the optimizer (and, through the
     loop, the LR scheduler) steps once.
 
-    The hook replaces ``runner.model.train_step`` (of the DDP wrapper when there
-    is one, since ``MMDistributedDataParallel.train_step`` never calls the inner
-    model's) for the duration of training, and restores it afterwards.
+    One entry in ``custom_hooks`` gives the whole behaviour, as one ``EMAHook``
+    does. The hook's own job is the cohort step: it builds a
+    :class:`~mutual_mm.engine.mutual_step.MutualStep` at ``before_train``,
+    installs its ``train_step`` as ``runner.model``'s (the DDP wrapper's when
+    there is one, since ``MMDistributedDataParallel.train_step`` never calls the
+    inner model's), restores the stock step at ``after_train``, and keeps the
+    cohort sampler's state in checkpoints. It delegates three jobs to small
+    objects, each documenting its order relative to mmengine's hooks:
+
+    - :class:`~mutual_mm.engine.finite_guard.FiniteGuard` (``finite_guard``):
+      stops a run whose weights stop being finite, before a checkpoint is
+      replaced;
+    - :class:`~mutual_mm.engine.random_states.RandomStatePreserver`
+      (``random_states``): every rank's random states in checkpoints, restored
+      on resume, untouched by validation;
+    - :class:`~mutual_mm.engine.trained_space.TrainedSpaceRecord` (``record``):
+      what was trained, in each checkpoint's meta, and the refusal of a resume
+      that would make it untrue.
+
+    Priority NORMAL: at each hook point the hook runs before mmengine's
+    ``CheckpointHook`` (VERY_LOW), ``LoggerHook`` (BELOW_NORMAL) and
+    ``ParamSchedulerHook`` (LOW); with ``EMAHook`` (also NORMAL) the order is
+    that of ``custom_hooks`` and does not matter (the EMA model is updated from,
+    and swapped into, the weights this hook leaves at the full network).
 
     Args:
         width_range (tuple[float, float]): (min, max) width; max is the full
@@ -68,11 +85,12 @@ class MutualLearningHook(Hook):
             is used on every rank, so all ranks train the same cohort, also with
             ``randomness.diff_rank_seed=True`` (which adds the rank to the seed
             of each rank's own generators). Its state is saved in checkpoints,
-            with every rank's python, numpy and torch (CPU, CUDA) random states
-            (see :class:`~mutual_mm.engine.random_states.RankStates`), so a
-            resumed run draws the same cohorts, augmentations and dropout masks
-            as the uninterrupted one (with ``num_workers=0``; worker processes
-            seed their own generators, and with the same number of processes).
+            with every rank's random states, so a resumed run draws the same
+            cohorts, augmentations and dropout masks as the uninterrupted one.
+
+    A resume must keep the settings the checkpoint records (widths, views,
+    distillation; ``num_random`` and ``seed`` may change): see
+    :class:`~mutual_mm.engine.trained_space.TrainedSpaceRecord`.
     """
 
     priority = 'NORMAL'
@@ -88,25 +106,22 @@ class MutualLearningHook(Hook):
         if distill not in DISTILL_MODES:
             raise ValueError(f'MutualLearningHook: distill={distill!r}; valid: '
                              f'{", ".join(map(repr, DISTILL_MODES))}')
-        self.num_random = num_random
-        self.distill = distill
-        self.multi_resolution = multi_resolution
         if batch_views is not None and (not isinstance(batch_views, dict) or
                                         set(batch_views) - {'scales', 'frames'}):
             raise ValueError(f'MutualLearningHook: batch_views={batch_views!r}; valid: '
                              'dict(scales=[...], frames=[...] or None)')
+        self.num_random = num_random
+        self.distill = distill
+        self.multi_resolution = multi_resolution
         self.batch_views = batch_views
         self.seed = seed
-        self.rng = random.Random()
-        self.num_views = 1
-        self._logits = None
+        self.rng = random.Random()  # the cohort sampler
+        self.step: Optional[MutualStep] = None  # built at before_train
+        self.finite_guard = FiniteGuard()
+        self.random_states = RandomStatePreserver()
+        self.record = TrainedSpaceRecord()
         self._iteration = None
-        self._pending_random_states = None
-        self._states_before_val = None
-        self._rank_states = RankStates()
-        self._handles = []
         self._stock_train_step = None
-        self._running_stat_norms = []
 
     # --------------------------------------------------------------- set-up
     def before_run(self, runner) -> None:
@@ -115,210 +130,82 @@ class MutualLearningHook(Hook):
         broadcast_object_list(seed)  # the same cohorts on every rank
         self.rng.seed(seed[0])
 
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        state = checkpoint.get(CHECKPOINT_KEY) or checkpoint.get(LEGACY_CHECKPOINT_KEY)
+        if state is not None:
+            version, internal, gauss = state['rng_state']
+            self.rng.setstate((version, tuple(internal), gauss))
+        self.random_states.after_load_checkpoint(runner, checkpoint)
+        self.record.after_load_checkpoint(runner, checkpoint)
+
     def before_train(self, runner) -> None:
         wrapper = runner.model
-        model = unwrap_model(wrapper)
-        try:
-            self.host = host_of(model)
-        except TypeError as err:
-            raise TypeError(f'MutualLearningHook cannot slim this model: {err}') \
-                from None
-        if defines_own_train_step(model):
-            raise TypeError(
-                f'MutualLearningHook: {type(model).__name__} defines its own train_step, '
-                'which the mutual step would bypass; train it without the hook or move '
-                'what its train_step adds into its loss')
-        self.backbone = self.host.backbone
-        self.host.prepare_consumer()
-        self._running_stat_norms = [norm for _, norm in batch_norms(model)]
-        self.views = self.host.training_views(runner.train_dataloader.dataset,
-                                              self.multi_resolution, self.batch_views)
-        self.num_views = len(self.views.views)
-        self._setup_distillation()
-        if self._pending_random_states is not None:
-            self._restore_random_states_on_resume(runner)
+        self.step = MutualStep.of(wrapper, runner.train_dataloader.dataset, self.grid,
+                                  self.num_random, self.distill, self.multi_resolution,
+                                  self.batch_views, rng=self.rng)
+        self.record.before_train(runner, self.step.trained_space())
+        self.random_states.before_train(runner)
         self._stock_train_step = wrapper.__dict__.get('train_step')
-        wrapper.train_step = self._train_step_of(wrapper)
+        wrapper.train_step = self._train_step
         runner.logger.info(
             f'MutualLearningHook: {type(wrapper).__name__}.train_step replaced by the '
-            f'mutual step ({self.host.name}: {type(self.host).__name__}); widths '
-            f'{self.grid.widths[0]}..{self.grid.max} (step {self.grid.step}), '
+            f'mutual step ({self.step.host.name}: {type(self.step.host).__name__}); '
+            f'widths {self.grid.min}..{self.grid.max} (step {self.grid.step}), '
             f'{self.num_random} random, {self.num_views} views, '
             f'distill={self.resolved_distill}')
 
-    def _setup_distillation(self) -> None:
-        head = self.host.logits_head()
-        mode = self.host.default_distill if self.distill == 'auto' else self.distill
-        if mode == 'kl' and head is None:
-            raise ValueError(
-                f'MutualLearningHook: distill="kl" needs a classification head (class '
-                f'logits); {self.host.name} ({type(self.host).__name__}) has none: use '
-                'distill="gt"')
-        self.resolved_distill = mode
-        if mode == 'kl':
-            self._handles.append(head.register_forward_hook(self._keep_logits))
+    @property
+    def resolved_distill(self) -> str:
+        """``'kl'`` or ``'gt'``: ``distill`` resolved for the model (after
+        ``before_train``)."""
+        return self.step.distill
 
-    def _keep_logits(self, module, args, output) -> None:
-        self._logits = output
+    @property
+    def num_views(self) -> int:
+        """How many views the cohort members are fed (after ``before_train``)."""
+        return self.step.num_views
 
-    def _captured_logits(self):
-        logits, self._logits = self._logits, None
-        if logits is None:
-            raise RuntimeError('MutualLearningHook: the classification head did not '
-                               'run during the loss forward')
-        return logits
+    def trained_space(self) -> TrainedSpace:
+        """The subnets this run trains (after ``before_train``)."""
+        return self.step.trained_space()
 
-    def _restore_random_states_on_resume(self, runner) -> None:
-        """Resumed: the random states go back to the checkpoint's right before
-        the first new batch is drawn. An iteration-based loop first replays the
-        data loader up to the checkpoint (augmentations drawing from the same
-        generators), so they are restored after the replay; an epoch-based one
-        resumes at an epoch start (see ``before_train_epoch``)."""
-        loop = runner.train_loop
-        if isinstance(loop, IterBasedTrainLoop):
-            loop.dataloader_iterator = RestoreBeforeBatch(
-                loop.dataloader_iterator, runner.iter, self._pending_random_states)
-            self._pending_random_states = None
+    # ------------------------------------------------------------- training
+    def _train_step(self, data, optim_wrapper):
+        try:
+            return self.step.train_step(data, optim_wrapper)
+        except NonFiniteLossError as err:
+            raise NonFiniteLossError(err.member, err.terms, self._iteration,
+                                     err.view) from None
 
     def before_train_epoch(self, runner) -> None:
-        if self._pending_random_states is not None:
-            restore_random_states(self._pending_random_states)
-            self._pending_random_states = None
-
-    # Validation during training must not move the training's random streams
-    # (building its data iterator draws from torch's generator): otherwise a run
-    # resumed from a checkpoint written right before a validation would draw
-    # other numbers than the uninterrupted one.
-    def before_val(self, runner) -> None:
-        self._states_before_val = capture_random_states()
-        self._rank_states.share(self._states_before_val)  # for the best checkpoint
-
-    def after_val(self, runner) -> None:
-        if self._states_before_val is not None:
-            restore_random_states(self._states_before_val)
-            self._states_before_val = None
+        self.random_states.before_train_epoch(runner)
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         self._iteration = runner.iter + 1  # as the logs count iterations
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs=None) -> None:
-        # The loss check keeps non-finite losses out of the weights, but a step
-        # can still overflow a BN running variance (AdamW at a huge lr) with a
-        # finite loss. Stop here, before mmengine's CheckpointHook (lower
-        # priority, runs after this hook) deletes the oldest kept checkpoint to
-        # make room for the new one: every kept checkpoint stays intact.
-        model = unwrap_model(runner.model)
-        named = [(n, t) for n, t in (*model.named_parameters(), *model.named_buffers())
-                 if t.is_floating_point()]
-        if named and not bool(torch.stack([torch.isfinite(t).all() for _, t in named]).all()):
-            count, names = non_finite(named)
-            raise FloatingPointError(
-                f'MutualLearningHook: the model is not finite after iteration '
-                f'{runner.iter + 1}: {count} of {len(named)} tensors ({names}); training '
-                'stopped before any checkpoint was replaced (the kept ones are finite). '
-                'Lower the learning rate or clip gradients (optim_wrapper.clip_grad)')
-        # CheckpointHook (lower priority) may save next, on rank 0 only
-        self._rank_states.share()
+        self.finite_guard.after_train_iter(runner)
+        self.random_states.after_train_iter(runner)
 
-    def _train_step_of(self, wrapper):
+    def before_val(self, runner) -> None:
+        self.random_states.before_val(runner)
 
-        def train_step(data, optim_wrapper):
-            cohort = sample_cohort(self.grid, self.num_views, self.num_random,
-                                   self.rng)
-            try:
-                log_vars = mutual_train_step(
-                    wrapper, data, optim_wrapper, cohort, self._configure,
-                    capture_logits=(self._captured_logits
-                                    if self.resolved_distill == 'kl' else None),
-                    make_view=self.views.make)
-                self._log_resolutions(log_vars, cohort)
-                return log_vars
-            except NonFiniteLossError as err:
-                raise NonFiniteLossError(err.member, err.terms, self._iteration,
-                                         self.views.describe(err.member.view)) from None
-            finally:
-                # validation and checkpoints see the full network
-                self._configure(Member('full', self.grid.max, 0))
-
-        return train_step
-
-    def _configure(self, member: Member) -> int:
-        """Put the model in ``member``'s subnet; the data view to feed."""
-        self.backbone.set_width(member.width)
-        # Only the full network updates BN running statistics: a sub-network's
-        # batch statistics (fewer input channels, another resolution) would mix
-        # into the full network's, and validating the full network during
-        # training would read that mixture. Sub-networks get their own
-        # statistics from BN calibration after training (paper §3.4).
-        full = member.name == 'full'
-        for norm in self._running_stat_norms:
-            norm.track_running_stats = full
-        return self.views.feed(member.view)
-
-    def _log_resolutions(self, log_vars, cohort) -> None:
-        """Each member's input size and frame count, beside its width, so the
-        logs say which subnet produced which loss."""
-        for member in cohort:
-            log_vars.update(self.views.log_vars(member.name, member.view))
+    def after_val(self, runner) -> None:
+        self.random_states.after_val(runner)
 
     def after_train(self, runner) -> None:
-        for norm in self._running_stat_norms:
-            norm.track_running_stats = True
         wrapper = runner.model
         if self._stock_train_step is None:
             wrapper.__dict__.pop('train_step', None)
         else:
             wrapper.train_step = self._stock_train_step
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
+        if self.step is not None:
+            self.step.close()
 
-    # ---------------------------------------------------- checkpoint / resume
+    # ---------------------------------------------------------- checkpoints
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        state = checkpoint.get('state_dict', {})
-        floating = [(k, v) for k, v in state.items()
-                    if torch.is_tensor(v) and v.is_floating_point()]
-        count, names = non_finite(floating)
-        if count:
-            # raised before mmengine writes the file (latest or best): a
-            # diverged model never replaces a good checkpoint
-            raise FloatingPointError(
-                f'MutualLearningHook: refusing to save a checkpoint at iteration '
-                f'{runner.iter}: {count} of {len(state)} tensors are not finite ({names})')
-        # a checkpoint written during validation (the best one) carries the
-        # training's streams as they were before the validation started
-        states = self._states_before_val or capture_random_states()
-        checkpoint[CHECKPOINT_KEY] = dict(
-            rng_state=self.rng.getstate(),
-            random_states=self._rank_states.of_every_rank(states))
-        if hasattr(self, 'views'):  # what deployment may use: see trained_space
-            checkpoint.setdefault('meta', {})[TRAINED_META_KEY] = \
-                self.trained_space().as_meta()
-
-    def trained_space(self) -> TrainedSpace:
-        """The subnets this run trains (after ``before_train``)."""
-        scales, frames = self.views.trained_sizes()
-        return TrainedSpace(width_range=[self.grid.min, self.grid.max],
-                            width_step=self.grid.step, scales=scales, frames=frames,
-                            distill=self.resolved_distill)
-
-    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        state = checkpoint.get(CHECKPOINT_KEY)
-        if state is not None:
-            version, internal, gauss = state['rng_state']
-            self.rng.setstate((version, tuple(internal), gauss))
-            # Restored at the first iteration, not here: on resume the loop first
-            # replays the data loader up to the checkpoint's iteration, and the
-            # replayed augmentations draw from the same generators.
-            saved = state.get('random_states')
-            self._pending_random_states = (
-                None if saved is None else RankStates.own(saved, runner.logger))
-
-
-
-def non_finite(named_tensors) -> Tuple[int, str]:
-    """How many of ``named_tensors`` hold a NaN or an infinity, and their first
-    five names (', ...' after them if there are more)."""
-    bad = [n for n, t in named_tensors if not bool(torch.isfinite(t).all())]
-    return len(bad), ', '.join(bad[:5]) + (', ...' if len(bad) > 5 else '')
+        self.finite_guard.before_save_checkpoint(runner, checkpoint)  # first: refuses
+        checkpoint[CHECKPOINT_KEY] = dict(rng_state=self.rng.getstate())
+        self.random_states.before_save_checkpoint(runner, checkpoint)
+        self.record.before_save_checkpoint(runner, checkpoint)

@@ -1,5 +1,5 @@
 """What every slimmable backbone of mutual_mm shares."""
-from typing import Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from torch import nn
 
@@ -20,7 +20,7 @@ class SlimBackboneMixin:
     ResNet)``) to make it width-slimmable without changing its constructor, its
     forward or its state-dict keys.
 
-    The host builds its dense layers as usual; :meth:`_make_slim` then swaps
+    The host builds its dense layers as usual; :meth:`make_slim` then swaps
     every ``Conv``/``BatchNorm``/``Linear`` for its slim subclass from
     :mod:`mutual_mm.ops` (sharing the very same parameters). At width 1.0 each
     slim layer takes a fast path that calls the dense forward, so the backbone
@@ -36,15 +36,9 @@ class SlimBackboneMixin:
     #: layers whose output channels never shrink (qualified names), e.g. none
     _unslimmed_outputs: Sequence[str] = ()
 
-    #: True for a backbone that makes its own input views, because the data must
-    #: stay whole (SlowFast: the Fast pathway reads the full clip). Such a class
-    #: has ``input_views`` and ``set_input_view(index)`` (training),
-    #: ``set_subnet_input(scale, frames)`` (deployment) and the classmethods
-    #: ``subnet_input_cfg(backbone_cfg, scale, frames)`` and
-    #: ``view_input_sizes(backbone_cfg, full_size, clip_len)`` (configs).
-    owns_input_views: bool = False
-
-    def _make_slim(self) -> None:
+    def make_slim(self) -> None:
+        """Swap every dense layer for its slim twin (same parameters); a subclass
+        calls it at the end of its ``__init__``, once its layers exist."""
         convert_to_slim(self, strict=True)
         for name in self._unslimmed_outputs:
             self.get_submodule(name).slim_out = False
@@ -72,6 +66,50 @@ class SlimBackboneMixin:
         """Channels of each output at ``width``: what the downstream layers
         receive and the FLOPs counter sees."""
         return tuple(active_channels(c, width) for c in self.full_out_channels)
+
+
+class ViewOwningBackbone(SlimBackboneMixin):
+    """A slim backbone that makes its own input views, because the data must stay
+    whole (SlowFast: the Fast pathway reads the full clip, so only the Slow
+    pathway's input is resized and subsampled, inside the backbone). The hook, BN
+    calibration and deployment reach such a backbone only through these methods
+    (:func:`owns_input_views` tells it apart): the data pipeline is left alone.
+
+    Attributes:
+        input_views (list[tuple[float, float]]): the training views, as factors
+            of the full input (size, frames); view 0 is the full input.
+    """
+
+    input_views: List[Tuple[float, float]]
+
+    def set_input_view(self, index: int) -> None:
+        """Training: run on input view ``index`` of :attr:`input_views`."""
+        raise NotImplementedError
+
+    def set_subnet_input(self, scale: Optional[int], frames: Optional[int]) -> None:
+        """Deployment: run at a subnet's ``scale`` (short side) and ``frames``
+        (None: the whole input in that dimension)."""
+        raise NotImplementedError
+
+    @classmethod
+    def subnet_input_cfg(cls, backbone_cfg: dict, scale: Optional[int],
+                         frames: Optional[int]) -> None:
+        """Write a subnet's input into this backbone's config, in place (how an
+        exported subnet keeps it)."""
+        raise NotImplementedError
+
+    @classmethod
+    def view_input_sizes(cls, backbone_cfg: dict, full_size: Optional[int],
+                         clip_len: Optional[int]) -> Tuple[Optional[list], Optional[list]]:
+        """(sizes, frames) of the input views a config of this backbone trains, in
+        absolute terms, for inputs of ``full_size`` px and ``clip_len`` frames."""
+        raise NotImplementedError
+
+
+def owns_input_views(backbone) -> bool:
+    """Whether a backbone (or backbone class) makes its own input views."""
+    cls = backbone if isinstance(backbone, type) else type(backbone)
+    return issubclass(cls, ViewOwningBackbone)
 
 
 def last_conv_out_channels(module: nn.Module) -> int:

@@ -6,7 +6,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 # Layer names mmengine's initializers match against a module's class name and its
 # direct bases: a SlimBatchNorm2d's bases are (_SlimBatchNorm, BatchNorm2d), so
-# '_BatchNorm' alone would silently skip every BN after _make_slim().
+# '_BatchNorm' alone would silently skip every BN after make_slim().
 _CONV_LAYERS = ['Conv2d']
 _NORM_LAYERS = ['_BatchNorm', 'BatchNorm2d', 'GroupNorm']
 

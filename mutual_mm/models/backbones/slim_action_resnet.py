@@ -25,7 +25,7 @@ class SlimActionResNet(SlimBackboneMixin, ActionResNet):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._make_slim()
+        self.make_slim()
 
     @property
     def full_out_channels(self) -> Tuple[int, ...]:

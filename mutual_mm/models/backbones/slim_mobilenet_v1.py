@@ -104,7 +104,7 @@ class SlimMobileNetV1(FrozenStagesTrainMixin, SlimBackboneMixin, BaseModule):
             self.add_module(name, stage)
             self.layers.append(name)
 
-        self._make_slim()
+        self.make_slim()
         self._freeze_stages()
 
     def _make_stage(self, in_channels: int, blocks) -> Tuple[nn.Sequential, int]:

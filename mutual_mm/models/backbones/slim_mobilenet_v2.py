@@ -24,7 +24,7 @@ class SlimMobileNetV2(SlimBackboneMixin, MobileNetV2):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._make_slim()
+        self.make_slim()
 
     @property
     def full_out_channels(self) -> Tuple[int, ...]:

@@ -34,7 +34,7 @@ class SlimResNet(SlimBackboneMixin, ResNet):
                     f'SlimResNet cannot slim {unsupported}={kwargs[unsupported]!r}: '
                     f'use {unsupported}=None')
         super().__init__(*args, **kwargs)
-        self._make_slim()
+        self.make_slim()
 
     @property
     def full_out_channels(self) -> Tuple[int, ...]:

@@ -12,11 +12,11 @@ from ...ops import SlimInputMixin, active_channels, convert_to_slim
 from ...registry import MODELS
 from ...utils import constructor_default
 from ..fusion import AdaptiveFusion, uniform_time_positions
-from .base import SlimBackboneMixin
+from .base import ViewOwningBackbone
 
 
 @MODELS.register_module()
-class SlimResNet3dSlowFast(SlimBackboneMixin, ResNet3dSlowFast):
+class SlimResNet3dSlowFast(ViewOwningBackbone, ResNet3dSlowFast):
     """mmaction2's :class:`~mmaction.models.backbones.ResNet3dSlowFast` (e.g.
     SlowFast-4x16 R50, alpha=8, beta=1/8) where only the Slow pathway adapts.
 
@@ -52,8 +52,6 @@ class SlimResNet3dSlowFast(SlimBackboneMixin, ResNet3dSlowFast):
     Fast features (see :meth:`adapt_consumer`).
     """
 
-    owns_input_views = True
-
     def __init__(self, *args,
                  slow_size_factors: Sequence[float] = (1.0, 178 / 224, 142 / 224),
                  slow_frame_factors: Sequence[float] = (1.0, 5 / 8, 3 / 8),
@@ -75,7 +73,7 @@ class SlimResNet3dSlowFast(SlimBackboneMixin, ResNet3dSlowFast):
         self.input_view = 0
         self.slow_input: Optional[Tuple[Optional[int], Optional[int]]] = None
         self.fusion = AdaptiveFusion()
-        self._make_slim()
+        self.make_slim()
         if slow_input is not None:
             self.set_slow_input(*slow_input)
 
@@ -83,7 +81,7 @@ class SlimResNet3dSlowFast(SlimBackboneMixin, ResNet3dSlowFast):
         names = ['conv1_lateral'] if hasattr(self.slow_path, 'conv1_lateral') else []
         return names + list(self.slow_path.lateral_connections)
 
-    def _make_slim(self) -> None:
+    def make_slim(self) -> None:
         # Only the Slow pathway slims; its lateral convs read the whole Fast pathway.
         convert_to_slim(self.slow_path, skip=self._lateral_names(), strict=True)
         for lateral, stage in zip(self._lateral_names(), self.slow_path.res_layers):

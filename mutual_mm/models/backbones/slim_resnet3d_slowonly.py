@@ -27,7 +27,7 @@ class SlimResNet3dSlowOnly(SlimBackboneMixin, ResNet3dSlowOnly):
             raise ValueError('SlimResNet3dSlowOnly cannot slim non_local blocks: '
                              'use non_local=(0, 0, 0, 0)')
         super().__init__(*args, **kwargs)
-        self._make_slim()
+        self.make_slim()
 
     @property
     def full_out_channels(self) -> Tuple[int, ...]:

@@ -95,7 +95,7 @@ class SlimVGG(FrozenStagesTrainMixin, SlimBackboneMixin, BaseModule):
             inplanes = planes
         self.features = nn.Sequential(*layers)
 
-        self._make_slim()
+        self.make_slim()
         self._freeze_stages()
 
     def stage_modules(self, i: int) -> List[nn.Module]:

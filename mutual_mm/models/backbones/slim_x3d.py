@@ -22,7 +22,7 @@ class SlimX3D(SlimBackboneMixin, X3D):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._make_slim()
+        self.make_slim()
 
     @property
     def full_out_channels(self) -> Tuple[int, ...]:

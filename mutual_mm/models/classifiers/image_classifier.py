@@ -131,7 +131,15 @@ class MutualImageClassifier(BaseModel):
     def predict(self, inputs: torch.Tensor,
                 data_samples: Optional[List[BaseDataElement]] = None
                 ) -> List[BaseDataElement]:
-        scores = F.softmax(self._forward(inputs), dim=1)
+        return self.predictions(self._forward(inputs), data_samples)
+
+    @staticmethod
+    def predictions(logits: torch.Tensor,
+                    data_samples: Optional[List[BaseDataElement]] = None
+                    ) -> List[BaseDataElement]:
+        """``data_samples`` (new ones if None) with ``pred_score`` (softmax of
+        ``logits``) and ``pred_label``: :meth:`predict` after the forward."""
+        scores = F.softmax(logits, dim=1)
         if data_samples is None:
             data_samples = [BaseDataElement() for _ in range(scores.shape[0])]
         for sample, score in zip(data_samples, scores):

@@ -4,23 +4,23 @@ Every number in docs/replication.md comes from ``summary.json``, which this
 module derives from ``runs/*.json``; nothing here trains or evaluates.
 
 Comparisons at an I-Net point p (FLOPs F_p) use two readings of a shared model:
-``same``, its accuracy at exactly p's configuration, and ``budget``, its best
-configuration costing at most F_p (the paper's accuracy-vs-FLOPs curves: a
-user of a shared model picks the best configuration within the budget).
+``same``, its accuracy at exactly p's subnet, and ``budget``, its best
+subnet costing at most F_p (the paper's accuracy-vs-FLOPs curves: a
+user of a shared model picks the best subnet within the budget).
 """
 import glob
 import json
 import os.path as osp
 import statistics
-from collections import defaultdict
 from typing import Dict, List, Optional
+
+from benchmarks.common import log_axes, save_figure, save_json
+from mutual_mm.fileio import write_text
 
 from .plan import (ABLATION_BUDGET, BUDGETS, INET_POINTS, SEED_BUDGET, STEPS_PER_EPOCH,
                    RunSpec)
 
 LABELS = dict(mutualnet='MutualNet', usnet='US-Net', inet='I-Net', plain='plain')
-BASE = dict(width_range=[0.25, 1.0], num_random=2, distill='kl', lr=0.1, warmup=True,
-            batch_size=64)
 
 
 def load_runs(results_dir: str) -> List[dict]:
@@ -31,45 +31,26 @@ def load_runs(results_dir: str) -> List[dict]:
     return runs
 
 
-def _is_base(run: dict) -> bool:
-    spec = run['spec']
-    return all(spec[k] == v or (isinstance(v, list) and list(spec[k]) == v)
-               for k, v in BASE.items())
+def _find(runs, *spec, **kw) -> Optional[dict]:
+    """The run of ``RunSpec(*spec, **kw)`` (by its name), if there is one."""
+    name = RunSpec(*spec, **kw).name
+    return next((r for r in runs if r['spec']['name'] == name), None)
 
 
-def _find(runs, method, iters, seed=0, point=None, **diff) -> Optional[dict]:
-    for run in runs:
-        spec = run['spec']
-        if spec['method'] != method or spec['iters'] != iters or spec['seed'] != seed:
-            continue
-        if point is not None and tuple(spec['point']) != tuple(point):
-            continue
-        want = dict(BASE, **diff)
-        if all(spec[k] == v or (isinstance(v, (list, tuple)) and list(spec[k]) == list(v))
-               for k, v in want.items()):
-            return run
-    return None
-
-
-def at(run: dict, width: float, res: int) -> Optional[float]:
-    for r in run['rows']:
-        if r['width'] == width and r['resolution'] == res:
-            return r['top1']
-    return None
+def at(run: dict, width: float, res: int, key: str = 'top1') -> Optional[float]:
+    """``key`` of the run's row at (width, resolution)."""
+    return next((r[key] for r in run['rows'] if (r['width'], r['resolution']) == (width, res)),
+                None)
 
 
 def mflops(run: dict, width: float, res: int) -> Optional[float]:
-    for r in run['rows']:
-        if r['width'] == width and r['resolution'] == res:
-            return r['mflops']
-    return None
+    return at(run, width, res, 'mflops')
 
 
-def best_within(run: dict, max_mflops: float, full_res_only: bool = False) -> Optional[dict]:
-    """The most accurate configuration costing at most ``max_mflops`` (1e-9
+def best_within(run: dict, max_mflops: float) -> Optional[dict]:
+    """The most accurate subnet costing at most ``max_mflops`` (1e-9
     slack for float equality)."""
-    rows = [r for r in run['rows'] if r['mflops'] <= max_mflops * (1 + 1e-9)
-            and (not full_res_only or r['resolution'] == 32)]
+    rows = [r for r in run['rows'] if r['mflops'] <= max_mflops * (1 + 1e-9)]
     return max(rows, key=lambda r: r['top1']) if rows else None
 
 
@@ -205,24 +186,17 @@ def summarize(runs: List[dict]) -> dict:
                 runs={r['spec']['name']: dict(
                     seconds_per_iter=r['seconds_per_iter'], train_seconds=r['train_seconds'],
                     eval_seconds=r['eval_seconds'], finished=r['finished'],
-                    device=r['versions']['device'], cpu=r['versions'].get('cpu'))
+                    device=r['versions']['device'],
+                    cpu=r['versions'].get('cpu') or r['versions'].get('device_name'))
                     for r in runs})
 
 
 # ---------------------------------------------------------------- plots
-def _plt():
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    return matplotlib, plt
-
-
 def plot_accuracy_vs_flops(runs: List[dict], iters: int, path: str) -> Optional[str]:
     mutual, usnet = _find(runs, 'mutualnet', iters), _find(runs, 'usnet', iters)
     if mutual is None or usnet is None:
         return None
-    matplotlib, plt = _plt()
-    fig, ax = plt.subplots(figsize=(7.0, 4.6), dpi=130)
+    fig, ax = log_axes(figsize=(7.0, 4.6))
     ax.scatter([r['mflops'] for r in mutual['rows']], [r['top1'] for r in mutual['rows']],
                s=14, color='tab:red', alpha=0.35)
     f = frontier(mutual['rows'])
@@ -247,27 +221,19 @@ def plot_accuracy_vs_flops(runs: List[dict], iters: int, path: str) -> Optional[
                         textcoords='offset points', xytext=(4, 4), fontsize=7,
                         color='tab:green')
     lo = min(min(r['top1'] for r in f), min(r['top1'] for r in us32)) - 3
-    ax.set_ylim(bottom=max(lo, 0))
-    ax.set_xscale('log')
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f'{v:g}'))
-    ax.set_xlabel('MFLOPs (one image, log scale)')
-    ax.set_ylabel('top-1 accuracy (%), Fashion-MNIST test')
+    ax.set(ylim=(max(lo, 0), None), xlabel='MFLOPs (one image, log scale)',
+           ylabel='top-1 accuracy (%), Fashion-MNIST test')
     ax.set_title(f'Fashion-MNIST, SlimMobileNetV1 x0.5, {iters} steps of batch 64 '
                  f'({iters / STEPS_PER_EPOCH:.2g} epochs) each, seed 0', fontsize=9)
-    ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc='lower right')
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_gaps(summary: dict, path: str) -> Optional[str]:
     t = summary['trend']
     if not t:
         return None
-    matplotlib, plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.6), dpi=130, sharey=True)
+    fig, axes = log_axes(2, figsize=(9.0, 3.6), sharey=True)
     limit = 8.0  # points; larger gaps (US-Net off its trained resolution) are marked
     colors = dict(zip([f'{w:g}x-{r}' for w, r in INET_POINTS],
                       ['tab:red', 'tab:purple', 'tab:orange']))
@@ -294,69 +260,25 @@ def plot_gaps(summary: dict, path: str) -> Optional[str]:
                             yerr=[g['pooled_std']], fmt='none', ecolor=colors[point],
                             capsize=3, alpha=0.6)
         ax.axhline(0, color='k', lw=0.8)
-        ax.set_ylim(-limit - 0.5, limit + 0.5)
-        ax.set_xscale('log')
-        ax.set_xlim(0.4, 16)
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f'{v:g}'))
-        ax.set_xlabel('training budget (epochs of batch 64, log scale)')
-        ax.set_title(f'{title} (best configuration within the FLOPs)', fontsize=9)
-        ax.grid(alpha=0.3)
+        ax.set(ylim=(-limit - 0.5, limit + 0.5), xlim=(0.4, 16),
+               xlabel='training budget (epochs of batch 64, log scale)')
+        ax.set_title(f'{title} (best subnet within the FLOPs)', fontsize=9)
     axes[0].set_ylabel('top-1 difference (points)')
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_report(results_dir: str, out_dir: str) -> dict:
     runs = load_runs(results_dir)
     summary = summarize(runs)
-    with open(osp.join(out_dir, 'summary.json'), 'w') as f:
-        json.dump(summary, f, indent=1)
-    with open(osp.join(out_dir, 'results.md'), 'w') as f:
-        f.write(format_markdown(summary))
+    save_json(osp.join(out_dir, 'summary.json'), summary, quiet=True)
+    write_text(osp.join(out_dir, 'results.md'), format_markdown(summary))
     budgets = [x['iters'] for x in summary['trend']]
     if budgets:
         plot_accuracy_vs_flops(runs, summary['longest_complete_budget'] or max(budgets),
                                osp.join(out_dir, 'accuracy_vs_flops.png'))
         plot_gaps(summary, osp.join(out_dir, 'gap_vs_budget.png'))
     return summary
-
-
-def format_summary(summary: dict) -> str:
-    lines = []
-    for budget in summary['trend']:
-        lines.append(f'-- {budget["iters"]} steps ({budget["epochs"]} epochs)'
-                     + ('' if budget['complete'] else ' [I-Nets incomplete]'))
-        lines.append(f'{"point":<10}{"MFLOPs":>8}{"I-Net":>8}{"Mut same":>9}{"US same":>9}'
-                     f'{"Mut best":>9}{"US best":>9}{"M-U":>7}{"M-I":>7}')
-        for p in budget['points']:
-            def f(v, w=9):
-                return f'{v:>{w}.2f}' if v is not None else ' ' * (w - 1) + '-'
-            lines.append(f'{p["point"]:<10}{p["mflops"]:>8.2f}{f(p["inet"], 8)}'
-                         f'{f(p["mutualnet_same"])}{f(p["usnet_same"])}'
-                         f'{f(p["mutualnet_budget"])}{f(p["usnet_budget"])}'
-                         f'{f(p["gap_mutual_usnet"], 7)}{f(p["gap_mutual_inet"], 7)}')
-    s = summary['seeds']
-    for method, m in s['methods'].items():
-        lines.append(f'-- seeds {m["seeds"]} {LABELS[method]} at {s["iters"]} steps')
-        for point, v in m['points'].items():
-            lines.append(f'  {point:<10} same {v["same"]["mean"]:.2f} ± {v["same"]["std"]:.2f}'
-                         f'  budget {v["budget"]["mean"]:.2f} ± {v["budget"]["std"]:.2f}')
-    a = summary['ablations']
-    if a['table']:
-        lines.append(f'-- ablations at {a["iters"]} steps')
-        for row in a['table']:
-            lines.append(f'  {row["variant"]:<48} full {row["full"]:.2f}  ' + '  '.join(
-                f'{k} {v:.2f}' for k, v in row.items() if 'x-' in k and v is not None))
-    if a['plumbing']:
-        lines.append(f'-- plumbing (600 steps): plain {a["plumbing"]["plain"]:.2f} '
-                     f'hooked (1,1) {a["plumbing"]["hooked"]:.2f}')
-    for size, v in a['calibration'].items():
-        lines.append(f'-- calibration on {size} batch(es): ' + ', '.join(
-            f'{k} {x:.2f}' for k, x in v.items()))
-    return '\n'.join(lines)
 
 
 def _num(v, fmt='.2f') -> str:
@@ -370,10 +292,10 @@ def _signed(v) -> str:
 def format_markdown(summary: dict) -> str:
     """Every table of docs/replication/results.md (generated: do not edit)."""
     out = ['# Fashion-MNIST study: every measured number', '',
-           'Generated by `benchmarks/replicate_fashion_mnist.py --report` from '
+           'Generated by `studies/replicate_fashion_mnist.py --report` from '
            '`runs/*.json` (do not edit). Top-1 % on the 10,000 test images; MFLOPs of '
-           'one image. "same": the shared model at exactly the I-Net\'s configuration; '
-           '"best ≤": its best configuration costing at most that many FLOPs.', '']
+           'one image. "same": the shared model at exactly the I-Net\'s subnet; '
+           '"best ≤": its best subnet costing at most that many FLOPs.', '']
     out += ['## Budget trend (seed 0)', '']
     for budget in summary['trend']:
         out.append(f'**{budget["iters"]} steps of batch 64 ({budget["epochs"]:g} epochs)**'

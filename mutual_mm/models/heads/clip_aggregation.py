@@ -13,7 +13,7 @@ load unchanged).
 import torch
 from mmaction.models.heads import I3DHead, SlowFastHead
 
-from ..registry import MODELS
+from ...registry import MODELS
 
 
 class MaxClipMixin:

@@ -1,20 +1,15 @@
 """The Fashion-MNIST study: which runs exist and how each differs from the base recipe.
 
 A run is one training (MutualNet, US-Net, an independent network or a plain
-unhooked network) followed by its evaluation. Runs are named after what makes
-them differ, so a run's result file is found again by a later invocation and
-is never recomputed: the whole study resumes run by run.
-
-Groups (``--plan``):
-
-* ``trend``: MutualNet, US-Net and I-Nets at the three I-Net points, seed 0, at
-  every budget of :data:`BUDGETS` (0.64, 3 and 10 epochs of batch 64);
-* ``seeds``: MutualNet and US-Net at seeds 1 and 2 at :data:`SEED_BUDGET`;
-* ``ablations``: the cheapest runs that separate the explanations of the gap
-  (docs/replication.md): plumbing (the hook at width (1, 1) vs no hook), the
-  cohort one member kind at a time, ground truth instead of KL for the
-  sub-networks, the official learning rate per sample without warm-up, the
-  official small-image width range [0.9, 1.0], and the calibration set size.
+unhooked network) and its evaluation, named after what makes it differ (so a later
+invocation finds its result file). Groups (``--plan``): ``trend``: MutualNet,
+US-Net and I-Nets at the three I-Net points, seed 0, at every budget of
+:data:`BUDGETS`; ``seeds``: MutualNet and US-Net at seeds 1 and 2 at
+:data:`SEED_BUDGET`; ``ablations``: the cheapest runs that separate the
+explanations of the gap (docs/replication.md): plumbing (the hook at width (1, 1)
+vs no hook), the cohort one member kind at a time, ground truth instead of KL,
+the official learning rate per sample without warm-up, the official small-image
+width range [0.9, 1.0], and the calibration set size.
 """
 from dataclasses import asdict, dataclass, field, replace
 from typing import Dict, List, Optional, Tuple
