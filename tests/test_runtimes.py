@@ -181,15 +181,21 @@ def test_tables_with_precisions_round_trip_and_old_tables_load_as_fp32(tmp_path)
 
 
 def test_the_table_tool_tabulates_fp32_and_int8_rows(trained, tmp_path):
-    from tools.build_lookup_table import main
+    """As the README writes it, a new process: ``--latency onnxruntime onnxruntime-int8``."""
+    import subprocess
+    import sys
     cfg, checkpoint, _ = trained
     cfg_file = tmp_path / 'config.py'
     cfg.dump(str(cfg_file))
     out = tmp_path / 'lut'
-    rows = main([str(cfg_file), checkpoint, '--out-dir', str(out), '--widths', '1.0', '0.5',
-                 '--resolutions', '48', '--frames', '4', '--num-batches', '1',
-                 '--latency', 'onnxruntime', 'onnxruntime-int8', '--threads', '1',
-                 '--latency-budgets', '1e6'])
+    result = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools', 'build_lookup_table.py'), str(cfg_file),
+         checkpoint, '--out-dir', str(out), '--widths', '1.0', '0.5', '--resolutions', '48',
+         '--frames', '4', '--num-batches', '1', '--latency', 'onnxruntime',
+         'onnxruntime-int8', '--threads', '1', '--latency-budgets', '1e6'],
+        capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rows = load_table(str(out / 'table.csv'))
     assert [(r.key, r.latency_runtime, r.precision) for r in rows] == [
         ('w1_s48_f4', 'onnxruntime', 'fp32'), ('w1_s48_f4_int8', 'onnxruntime-int8', 'int8'),
         ('w0.5_s48_f4', 'onnxruntime', 'fp32'),
@@ -200,7 +206,6 @@ def test_the_table_tool_tabulates_fp32_and_int8_rows(trained, tmp_path):
     for row in rows:
         name = row.subnet.key + ('_int8.onnx' if row.precision == 'int8' else '.onnx')
         assert (out / 'onnx' / name).is_file()
-    assert [r.precision for r in load_table(str(out / 'table.csv'))] == ['fp32', 'int8'] * 2
 
 
 def test_the_export_tool_writes_and_evaluates_the_int8_file(calibrated_reduced, tmp_path,
