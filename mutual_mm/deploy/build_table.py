@@ -95,8 +95,6 @@ def build_lookup_table(cfg: Config, checkpoint: str, subnets: List[Subnet],
         calibration.update(calibrate_subnets(runner.model, loader, missing, num_batches))
     hook.calibration = calibration
 
-    probe_loader = Runner.build_dataloader(copy.deepcopy(cfg.test_dataloader),
-                                           seed=runner.seed)
     loaders = _SubnetLoaders(runner, cfg)
     rows, name = [], metric
     host = host_of(runner.model)
@@ -114,8 +112,7 @@ def build_lookup_table(cfg: Config, checkpoint: str, subnets: List[Subnet],
             hook.subnet = subnet
             metrics = runner.test()
             name = pick_metric(host, metrics, name)
-            apply_subnet(runner.model, probe_loader.dataset, subnet)
-            batch = next(iter(probe_loader))
+            batch = next(iter(loaders.at('test', subnet)))
             costs = measure_costs(runner.model, batch,
                                   dict.fromkeys((flops_scope, 'features')))
             model = unwrap_model(runner.model)

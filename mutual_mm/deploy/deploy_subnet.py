@@ -93,11 +93,11 @@ def deploy_subnet(cfg, checkpoint: str, subnet: Subnet, out_dir: str,
     Returns:
         (the :class:`~.export.ExportedSubnet`, the runtime files' dict or None)
     """
-    if runtime is not None:  # refused before anything is written
-        build_runtime(runtime, threads=threads)
+    # a bad runtime name or thread count is refused before anything is written
+    engine = build_runtime(runtime, threads=threads) if runtime is not None else None
     exported = export_subnet_files(cfg, checkpoint, subnet, out_dir, allow_untrained)
-    if runtime is None:
+    if engine is None:
         return exported, None
-    build_runtime(runtime, threads=threads).check_model(exported.static)
+    engine.check_model(exported.static)
     return exported, write_runtime_files(exported, subnet, out_dir, runtime, part, evaluate,
                                          threads, num_batches)

@@ -32,11 +32,13 @@ from . import mmdeploy_export
 OPSET = 17
 
 
-def _need_onnxruntime():
+def need_onnxruntime(what: str = 'ONNX export'):
+    """``onnxruntime``, or an ImportError saying that ``what`` needs it and how to
+    install it (an optional extra)."""
     try:
         import onnxruntime
     except ImportError:  # pragma: no cover - an optional extra
-        raise ImportError('ONNX export needs onnx and onnxruntime: pip install '
+        raise ImportError(f'{what} needs onnx and onnxruntime: pip install '
                           "'mutual_mm[onnx]' (or onnx onnxruntime)") from None
     return onnxruntime
 
@@ -181,7 +183,7 @@ def check_threads(threads: Optional[int]) -> Optional[int]:
 def onnx_session(path: str, threads: Optional[int] = None):
     """An ONNX Runtime session on the CPU execution provider (``threads``
     intra-op threads; None: its default)."""
-    ort = _need_onnxruntime()
+    ort = need_onnxruntime()
     options = ort.SessionOptions()
     if check_threads(threads) is not None:
         options.intra_op_num_threads = threads

@@ -199,15 +199,16 @@ class TrainedSpaceRecord:
         """
         if self._resumed:
             recorded = self._recorded
+            differences = recorded.differences(space) if recorded is not None else []
             if recorded is None:
                 runner.logger.warning(
                     'MutualLearningHook: the resumed checkpoint holds no record of what '
                     f'it was trained on (meta {META_KEY!r}); this run records its own '
                     f'settings ({space.describe()}) as trained')
-            elif recorded.differences(space):
+            elif differences:
                 raise ValueError(
                     'MutualLearningHook: resuming a checkpoint trained on other settings '
-                    f'({"; ".join(recorded.differences(space))}: the checkpoint\'s record '
+                    f'({"; ".join(differences)}: the checkpoint\'s record '
                     'vs this run\'s); the record that deployment trusts would no longer '
                     'be true. Resume with the settings the checkpoint records, or start '
                     'a new run from its weights (load_from=..., resume=False) to train '

@@ -40,17 +40,14 @@ import numpy as np
 import torch
 
 from ...fileio import atomic_path
-from ..onnx_export import onnx_session, uses_mmdeploy
+from ..onnx_export import need_onnxruntime, onnx_session, uses_mmdeploy
 from .base import RUNTIMES, SubnetModel
 from .onnx_runtime import OnnxRuntime
 
 
 def _need_quantization():
-    try:
-        from onnxruntime import quantization
-    except ImportError:  # pragma: no cover - an optional extra
-        raise ImportError('INT8 needs onnx and onnxruntime: pip install '
-                          "'mutual_mm[onnx]' (or onnx onnxruntime)") from None
+    need_onnxruntime('INT8')
+    from onnxruntime import quantization  # a submodule the package does not import
     return quantization
 
 

@@ -9,14 +9,13 @@ from ...ops import WidthGrid
 from ...registry import HOOKS
 from ..finite_guard import FiniteGuard
 from ..mutual_step import DISTILL_MODES, MutualStep, NonFiniteLossError
-from ..random_states import RandomStatePreserver
+from ..random_states import LEGACY_CHECKPOINT_KEY, RandomStatePreserver
 from ..trained_space import TrainedSpace, TrainedSpaceRecord
 
 #: ``checkpoint[CHECKPOINT_KEY]``: the cohort sampler's state
 CHECKPOINT_KEY = 'cohort_sampler'
-#: where checkpoints written before the hook was split kept it:
-#: ``checkpoint['mutual_learning']['rng_state']``
-LEGACY_CHECKPOINT_KEY = 'mutual_learning'
+# checkpoints written before the hook was split kept the sampler's state in
+# checkpoint[LEGACY_CHECKPOINT_KEY]['rng_state']
 
 
 @HOOKS.register_module()
