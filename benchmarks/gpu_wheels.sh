@@ -9,8 +9,8 @@
 # parts, no compiled operators) and the dependencies of their imports that such a
 # machine lacks, each without its own dependencies, for that Python and manylinux
 # x86_64. benchmarks/gpu_check.sh --wheels DIR installs them there with no index.
-# About 28 MiB for Python 3.12; wheels/ is ignored by git (pass it to the device
-# machine as carried files).
+# About 27 MiB for Python 3.12 (benchmarks/results/gpu_wheels_py312.json); wheels/ is
+# ignored by git (pass it to the device machine as carried files).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=${1:-wheels}
