@@ -29,6 +29,7 @@ from mutual_mm.deploy import (build_lookup_table, pareto_frontier, plot_table,  
                               save_table, select_subnet, trained_subnets)
 from mutual_mm.deploy.runtimes import runtime_names  # noqa: E402
 from mutual_mm.fileio import exit_on_sigterm  # noqa: E402
+from mutual_mm.ops import parse_width  # noqa: E402
 from mutual_mm.utils import load_config, parse_resolution, positive  # noqa: E402
 
 
@@ -47,7 +48,8 @@ def main(argv=None):
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('--out-dir', required=True)
-    parser.add_argument('--widths', type=float, nargs='+')
+    parser.add_argument('--widths', type=parse_width, nargs='+',
+                        help='widths, or stage widths joined by "-" (0.25-0.5-1-1-1-1)')
     parser.add_argument('--resolutions', type=parse_resolution, nargs='+')
     parser.add_argument('--frames', type=int, nargs='+')
     parser.add_argument('--proposals', type=int, nargs='+',

@@ -18,6 +18,7 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 import mutual_mm  # noqa: E402,F401
 from mutual_mm.deploy import calibrate_checkpoint, trained_subnets  # noqa: E402
 from mutual_mm.fileio import exit_on_sigterm  # noqa: E402
+from mutual_mm.ops import parse_width  # noqa: E402
 from mutual_mm.utils import load_config, parse_resolution  # noqa: E402
 
 
@@ -27,7 +28,8 @@ def main(argv=None):
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('--out', required=True, help='calibrated checkpoint to write')
-    parser.add_argument('--widths', type=float, nargs='+')
+    parser.add_argument('--widths', type=parse_width, nargs='+',
+                        help='widths, or stage widths joined by "-" (0.25-0.5-1-1-1-1)')
     parser.add_argument('--resolutions', type=parse_resolution, nargs='+')
     parser.add_argument('--frames', type=int, nargs='+')
     parser.add_argument('--num-batches', type=int, default=10)

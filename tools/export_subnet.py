@@ -34,6 +34,7 @@ from mutual_mm.deploy import Subnet  # noqa: E402
 from mutual_mm.deploy.deploy_subnet import deploy_subnet, describe_check  # noqa: E402
 from mutual_mm.deploy.runtimes import runtime_class, runtime_names  # noqa: E402
 from mutual_mm.fileio import exit_on_sigterm  # noqa: E402
+from mutual_mm.ops import parse_width  # noqa: E402
 from mutual_mm.utils import load_config, parse_resolution, positive  # noqa: E402
 
 
@@ -43,7 +44,8 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config')
     parser.add_argument('checkpoint')
-    parser.add_argument('--width', type=float, required=True)
+    parser.add_argument('--width', type=parse_width, required=True,
+                        help='a width, or stage widths joined by "-" (0.25-0.5-1-1-1-1)')
     parser.add_argument('--resolution', type=parse_resolution)
     parser.add_argument('--frames', type=int)
     parser.add_argument('--proposals', type=int,

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import List, Optional, Sequence, Union
 
 from ..fileio import atomic_path
+from ..ops import normalize_width, parse_width
 from .subnet import Subnet
 
 #: the precisions a row may have (the runtimes': :mod:`.runtimes`)
@@ -79,8 +80,8 @@ class TableRow:
         if precision not in PRECISIONS:
             raise ValueError(f'column \'precision\': {precision!r}; valid: '
                              f'{", ".join(map(repr, PRECISIONS))}')
-        width, flops, params, metric = (_column(d, k, float)
-                                        for k in ('width', 'flops', 'params', 'metric'))
+        width = _column(d, 'width', _parse_width)
+        flops, params, metric = (_column(d, k, float) for k in ('flops', 'params', 'metric'))
         return cls(Subnet(width, scale, frames, proposals), flops, params, metric, latency,
                    trained, runtime, features_flops, threads, precision)
 
@@ -90,6 +91,15 @@ class TableRow:
         values = [self.metric, self.flops] + \
             ([self.latency_ms] if self.latency_ms is not None else [])
         return all(math.isfinite(v) for v in values)
+
+
+def _parse_width(value):
+    """A float, stage widths as a list (JSON) or as its CSV text ``[0.25, 0.5]``."""
+    if isinstance(value, str) and value.startswith('['):
+        value = json.loads(value)
+    if isinstance(value, str):
+        return parse_width(value)
+    return normalize_width(value)
 
 
 def _parse_scale(value):

@@ -16,7 +16,7 @@ from torch import nn
 from ..hosts import host_of
 from ..internals import backward_uncounted, defines_own_train_step, run_forward
 from ..models.slimming import batch_norms, unwrap_model
-from ..ops import WidthGrid
+from ..ops import WidthGrid, mean_width, width_str
 from .cohort import Member, sample_cohort
 from .trained_space import TrainedSpace
 
@@ -67,7 +67,7 @@ class NonFiniteLossError(FloatingPointError):
         view = view or f'view {member.view}'
         super().__init__(
             f'training stopped {where}non-finite loss of cohort member '
-            f'{member.name!r} (width {member.width:g}, {view}): '
+            f'{member.name!r} (width {width_str(member.width)}, {view}): '
             + ', '.join(f'{k} = {v}' for k, v in terms.items())
             + '. The optimizer did not step for this iteration, so the weights and '
             'every checkpoint written so far are finite. Usual causes: a learning '
@@ -174,7 +174,8 @@ def _train_cohort(wrapper: nn.Module, data: dict, optim_wrapper,
         total = total + member_logs['loss'].detach()
         for key, value in member_logs.items():
             log_vars[f'{member.name}.{key}'] = value.detach()
-        log_vars[f'{member.name}.width'] = torch.tensor(member.width)
+        # one number per member (stage widths: their mean), as loggers plot it
+        log_vars[f'{member.name}.width'] = torch.tensor(mean_width(member.width))
         log_vars[f'{member.name}.view'] = torch.tensor(float(member.view))
     log_vars['loss'] = total
     return log_vars
@@ -201,6 +202,9 @@ class MutualStep:
             Defaults to 2.
         rng (random.Random, optional): the cohort sampler. Defaults to a
             generator seeded 0.
+        stage_widths (bool): the random members draw one width per backbone
+            stage (``width_stages()``); the full network and the smallest stay
+            uniform. Defaults to False.
 
     Attributes:
         host: the model family's adapter.
@@ -208,7 +212,8 @@ class MutualStep:
     """
 
     def __init__(self, wrapper, grid: WidthGrid, view_source, distill: str,
-                 num_random: int = 2, rng: Optional[random.Random] = None):
+                 num_random: int = 2, rng: Optional[random.Random] = None,
+                 stage_widths: bool = False):
         self.wrapper = wrapper
         self.model = unwrap_model(wrapper)
         self.host = host_of(self.model)
@@ -218,6 +223,16 @@ class MutualStep:
         self.distill = distill
         self.num_random = num_random
         self.rng = rng if rng is not None else random.Random(0)
+        self.stage_widths = bool(stage_widths)
+        self.num_stages = None
+        if self.stage_widths:
+            stages = self.host.backbone.width_stages()
+            if not stages:
+                raise ValueError(
+                    f'MutualLearningHook: stage_widths=True, but '
+                    f'{type(self.host.backbone).__name__} defines no stages (its '
+                    'width_stages() is empty); valid: stage_widths=False')
+            self.num_stages = len(stages)
         self.host.prepare_consumer()  # idempotent; before the BN layers are listed
         self._running_stat_norms = [norm for _, norm in batch_norms(self.model)]
         self._logits = None
@@ -230,7 +245,8 @@ class MutualStep:
     def of(cls, wrapper, train_dataset, grid: WidthGrid, num_random: int = 2,
            distill: str = 'auto', multi_resolution: bool = True,
            batch_views: Optional[dict] = None,
-           rng: Optional[random.Random] = None) -> 'MutualStep':
+           rng: Optional[random.Random] = None,
+           stage_widths: bool = False) -> 'MutualStep':
         """The step of ``wrapper`` (``runner.model``) trained on
         ``train_dataset``, with ``MutualLearningHook``'s arguments (see there):
         the family's adapter prepares the model (input-following consumer),
@@ -261,7 +277,7 @@ class MutualStep:
                 f'logits); {host.name} ({type(host).__name__}) has none: use '
                 'distill="gt"')
         view_source = host.training_views(train_dataset, multi_resolution, batch_views)
-        return cls(wrapper, grid, view_source, mode, num_random, rng)
+        return cls(wrapper, grid, view_source, mode, num_random, rng, stage_widths)
 
     # ------------------------------------------------------------ the step
     def train_step(self, data: dict, optim_wrapper,
@@ -285,7 +301,8 @@ class MutualStep:
                 infinite and its view, before the optimizer steps.
         """
         if cohort is None:
-            cohort = sample_cohort(self.grid, self.num_views, self.num_random, self.rng)
+            cohort = sample_cohort(self.grid, self.num_views, self.num_random, self.rng,
+                                   self.num_stages)
         self._capturing = self.distill == 'kl'
         try:
             log_vars = _train_cohort(
@@ -323,7 +340,7 @@ class MutualStep:
         scales, frames = self.view_source.trained_sizes()
         return TrainedSpace(width_range=[self.grid.min, self.grid.max],
                             width_step=self.grid.step, scales=scales, frames=frames,
-                            distill=self.distill)
+                            distill=self.distill, stage_widths=self.stage_widths)
 
     def close(self) -> None:
         """Undo what the step changed in the model: every BN tracks its running

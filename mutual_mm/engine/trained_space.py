@@ -15,6 +15,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 from mmengine.logging import print_log
 
 from ..internals import resuming
+from ..ops import is_stage_widths, width_str
 
 #: ``checkpoint['meta'][META_KEY]``: the record (the name is kept for the
 #: checkpoints written so far)
@@ -51,12 +52,17 @@ class TrainedSpace:
             SlowFast backbone's own Slow views, whose sizes are not checked).
         frames: the MultiResolution frame counts (None: not varied).
         distill: ``'kl'`` or ``'gt'``.
+        stage_widths: whether the random members drew one width per backbone
+            stage (``MutualLearningHook(stage_widths=True)``): then subnets with
+            stage widths inside ``width_range`` were trained; else only uniform
+            widths were (a record written before this field existed: False).
     """
     width_range: Sequence[float]
     width_step: float
     scales: Optional[List] = None
     frames: Optional[List[int]] = None
     distill: str = 'kl'
+    stage_widths: bool = False
 
     def as_meta(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
@@ -78,7 +84,8 @@ class TrainedSpace:
                 if mine[key] != theirs.get(key)]
 
     def describe(self) -> str:
-        parts = [f'widths {self.width_range[0]:g}..{self.width_range[1]:g}']
+        parts = [f'widths {self.width_range[0]:g}..{self.width_range[1]:g}'
+                 + (' per stage' if self.stage_widths else ' (uniform)')]
         if self.scales:
             parts.append(f'scales {self.scales}')
         if self.frames:
@@ -90,8 +97,13 @@ class TrainedSpace:
         outside; empty when it is inside."""
         reasons = []
         lo, hi = self.width_range
-        if not lo - 1e-6 <= subnet.width <= hi + 1e-6:
-            reasons.append(f'width {subnet.width:g} is outside {lo:g}..{hi:g}')
+        widths = subnet.width if is_stage_widths(subnet.width) else (subnet.width,)
+        if not all(lo - 1e-6 <= w <= hi + 1e-6 for w in widths):
+            reasons.append(f'width {width_str(subnet.width)} is outside {lo:g}..{hi:g}')
+        if is_stage_widths(subnet.width) and not self.stage_widths:
+            reasons.append(f'stage widths {width_str(subnet.width)}: the checkpoint '
+                           'trained uniform widths only (MutualLearningHook('
+                           'stage_widths=False))')
         if self.scales and subnet.scale is not None:
             # the images' aspect, as the first (long, short) scale fits them
             boxes = [_box(s) for s in list(self.scales) + [subnet.scale]
@@ -122,7 +134,7 @@ def check_trained(subnets: Iterable, space: Optional[TrainedSpace],
     ``{subnet key: reasons}`` of those outside. Without a record
     (``space`` None) every width below 1 counts as outside."""
     if space is None:  # one reason for all: name a few of them
-        keys = [c.key for c in subnets if c.width < 1 - 1e-6]
+        keys = [c.key for c in subnets if c.width != 1.0]
         outside = {key: [NO_RECORD_REASON] for key in keys}
         listing = ', '.join(keys[:5]) + (f' and {len(keys) - 5} more' if len(keys) > 5
                                          else '') + f': {NO_RECORD_REASON}'

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 # Two widths closer than this are the same width (grid values are rounded to
 # 6 decimals, user input such as 0.1 + 0.2 is not).
@@ -64,6 +64,70 @@ def active_channels(full_channels: int, width: float, divisor: int = 8) -> int:
 
 def _fmt(value: float) -> str:
     return str(round(float(value), 6))
+
+
+#: a subnet's width: one multiplier for every layer, or one per backbone stage
+#: (stage widths, in the backbone's :meth:`width_stages` order)
+Width = Union[float, Tuple[float, ...]]
+
+
+def normalize_width(width) -> Width:
+    """A width as the package keeps it: a float rounded to 6 decimals, or a
+    tuple of them (stage widths). Stage widths that are all equal are the
+    uniform width (``(0.5, 0.5, 0.5)`` is ``0.5``): the uniform subnet is the
+    special case of stage widths, and has one name.
+
+    Raises:
+        ValueError: a value that is not a number, or an empty sequence.
+    """
+    if isinstance(width, str):
+        width = parse_width(width)
+    if isinstance(width, (list, tuple)):
+        if not width:
+            raise ValueError('stage widths: got an empty sequence; valid: one width '
+                             'per backbone stage, or one number for all')
+        widths = tuple(round(_number(w), 6) for w in width)
+        return widths[0] if len(set(widths)) == 1 else widths
+    return round(_number(width), 6)
+
+
+def _number(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f'width {value!r} is not a number') from None
+
+
+def is_stage_widths(width) -> bool:
+    """Whether ``width`` (normalized) gives one width per stage."""
+    return isinstance(width, tuple)
+
+
+def width_str(width: Width) -> str:
+    """``'0.5'``, or stage widths joined by ``-``: ``'0.25-0.5-1'`` (what
+    subnet keys and the tools' ``--widths`` use)."""
+    width = normalize_width(width)
+    if is_stage_widths(width):
+        return '-'.join(f'{w:g}' for w in width)
+    return f'{width:g}'
+
+
+def parse_width(text: str) -> Width:
+    """The inverse of :func:`width_str`: ``'0.5'`` or ``'0.25-0.5-1'``."""
+    parts = str(text).strip().split('-')
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise ValueError(f'width {text!r}: valid: a number such as 0.5, or one number '
+                         'per backbone stage joined by "-", such as 0.25-0.5-1-1-1-1'
+                         ) from None
+    return normalize_width(values if len(values) > 1 else values[0])
+
+
+def mean_width(width: Width) -> float:
+    """One number for a width (the mean of stage widths): what logs plot."""
+    width = normalize_width(width)
+    return sum(width) / len(width) if is_stage_widths(width) else width
 
 
 class WidthGrid:
@@ -141,13 +205,17 @@ class WidthGrid:
         return (f'{type(self).__name__}(width_range=({_fmt(self.lo)}, '
                 f'{_fmt(self.hi)}), step={_fmt(self.step)})')
 
-    def validate(self, width: float) -> float:
-        """Return the grid value equal to ``width`` (tolerance 1e-6).
+    def validate(self, width: Width) -> Width:
+        """Return the grid value equal to ``width`` (tolerance 1e-6); stage
+        widths: each one's.
 
         Raises:
             ValueError: ``width`` is not on the grid; the message names the
                 width, the range, the step and the valid widths.
         """
+        width = normalize_width(width)
+        if is_stage_widths(width):
+            return tuple(self.validate(w) for w in width)
         w = float(width)
         for grid_w in self.widths:
             if abs(grid_w - w) <= _WIDTH_TOL:
@@ -162,3 +230,9 @@ class WidthGrid:
         ``random.Random``) so that sampling is reproducible and identical on
         every rank that uses the same seed."""
         return generator.choice(self.widths)
+
+    def sample_stages(self, generator: random.Random, num_stages: int) -> Width:
+        """One grid width per stage, each drawn uniformly and independently (the
+        non-uniform sampling of BigNAS); normalized, so equal draws are the
+        uniform width."""
+        return normalize_width([generator.choice(self.widths) for _ in range(num_stages)])

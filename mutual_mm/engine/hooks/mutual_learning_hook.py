@@ -79,6 +79,13 @@ class MutualLearningHook(Hook):
             the views the iteration uses (detectors: keep-ratio scales as
             ``Resize`` takes them, boxes and masks rescaled; no frames).
             Defaults to None (the pipeline's MultiResolution views).
+        stage_widths (bool): the random members draw one width per backbone
+            stage (the backbone's ``width_stages()``: stem and stages), each
+            uniformly on the grid, as BigNAS samples non-uniform sub-networks;
+            the full network and the smallest stay uniform. The checkpoint
+            records it, so deployment (``tools/search_subnet.py``) knows that
+            stage-width subnets were trained. Defaults to False (one width for
+            every layer, the paper's).
         seed (int, optional): seed of the cohort sampler; defaults to the run's
             seed (``randomness.seed``, or the one mmengine drew for it). Rank 0's
             is used on every rank, so all ranks train the same cohort, also with
@@ -97,7 +104,8 @@ class MutualLearningHook(Hook):
     def __init__(self, width_range: Sequence[float] = (0.25, 1.0),
                  width_step: float = 0.05, num_random: int = 2,
                  distill: str = 'auto', multi_resolution: bool = True,
-                 batch_views: Optional[dict] = None, seed: Optional[int] = None):
+                 batch_views: Optional[dict] = None, stage_widths: bool = False,
+                 seed: Optional[int] = None):
         self.grid = WidthGrid(width_range, step=width_step)
         if not isinstance(num_random, int) or num_random < 0:
             raise ValueError(f'MutualLearningHook: num_random={num_random!r}; valid: '
@@ -113,6 +121,10 @@ class MutualLearningHook(Hook):
         self.distill = distill
         self.multi_resolution = multi_resolution
         self.batch_views = batch_views
+        if not isinstance(stage_widths, bool):
+            raise ValueError(f'MutualLearningHook: stage_widths={stage_widths!r}; valid: '
+                             'True or False')
+        self.stage_widths = stage_widths
         self.seed = seed
         self.rng = random.Random()  # the cohort sampler
         self.step: Optional[MutualStep] = None  # built at before_train
@@ -141,7 +153,8 @@ class MutualLearningHook(Hook):
         wrapper = runner.model
         self.step = MutualStep.of(wrapper, runner.train_dataloader.dataset, self.grid,
                                   self.num_random, self.distill, self.multi_resolution,
-                                  self.batch_views, rng=self.rng)
+                                  self.batch_views, rng=self.rng,
+                                  stage_widths=self.stage_widths)
         self.record.before_train(runner, self.step.trained_space())
         self.random_states.before_train(runner)
         self._stock_train_step = wrapper.__dict__.get('train_step')
@@ -149,7 +162,8 @@ class MutualLearningHook(Hook):
         runner.logger.info(
             f'MutualLearningHook: {type(wrapper).__name__}.train_step replaced by the '
             f'mutual step ({self.step.host.name}: {type(self.step.host).__name__}); '
-            f'widths {self.grid.min}..{self.grid.max} (step {self.grid.step}), '
+            f'widths {self.grid.min}..{self.grid.max} (step {self.grid.step}'
+            f'{", per stage" if self.stage_widths else ""}), '
             f'{self.num_random} random, {self.num_views} views, '
             f'distill={self.resolved_distill}')
 

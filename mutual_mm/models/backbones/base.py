@@ -1,12 +1,13 @@
 """What every slimmable backbone of mutual_mm shares."""
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from torch import nn
 
 from mmcv.cnn.bricks import wrappers as mmcv_wrappers
 
-from ...ops import (SlimConv2d, SlimConv3d, SlimLinear, active_channels,
-                    convert_to_slim, get_width, register_dense_equivalent, set_width)
+from ...ops import (SlimConv2d, SlimConv3d, SlimLinear, SlimMixin, Width, active_channels,
+                    convert_to_slim, get_width, is_stage_widths, normalize_width,
+                    register_dense_equivalent, set_width, width_str)
 
 # mmcv's Conv2d/Conv3d/Linear (built by `build_conv_layer` in mmaction's 3D
 # ResNets) only add empty-batch handling to torch's forward: slim them as torch's.
@@ -44,14 +45,81 @@ class SlimBackboneMixin:
             self.get_submodule(name).slim_out = False
 
     # ---------------------------------------------------------------- width
-    @property
-    def width(self) -> float:
-        """The active width multiplier of the backbone."""
-        return get_width(self)
+    def width_stages(self) -> Dict[str, Sequence[str]]:
+        """The backbone's stages, in forward order: ``{stage name: the
+        qualified names of its modules}``; what stage widths (one width per
+        stage) address. A family defines them so that every residual sum lies
+        inside one stage (its two branches round with the same width), and every
+        layer whose output channels slim belongs to exactly one stage; layers
+        reading another stage's output (a stage's first conv, FPN's lateral
+        convs, SlowFast's fused Slow input) follow their input. Default: none
+        (stage widths are refused, naming the backbone)."""
+        return {}
 
-    def set_width(self, width: float) -> None:
-        """Set the active width (0 < width <= 1) of every slim layer."""
-        set_width(self, width)
+    @property
+    def width(self) -> Width:
+        """The active width: a float when every stage runs at the same width,
+        else the stage widths (a tuple in :meth:`width_stages` order)."""
+        stages = self._stage_layers() if self.width_stages() else None
+        if not stages:
+            return get_width(self)
+        return normalize_width([layers[0].width for layers in stages.values()])
+
+    def set_width(self, width: Width) -> None:
+        """Set the active width: one multiplier in (0, 1] for every slim layer,
+        or one per stage of :meth:`width_stages` (stage widths).
+
+        Raises:
+            ValueError: stage widths for a backbone without stages, or not one
+                per stage (the message names the stages).
+        """
+        width = normalize_width(width)
+        if not is_stage_widths(width):
+            set_width(self, width)
+            return
+        stages = self._stage_layers()
+        if len(width) != len(stages):
+            raise ValueError(
+                f'{type(self).__name__}: {len(width)} stage widths {width_str(width)} '
+                f'for its {len(stages)} stages ({", ".join(stages)}); valid: one width '
+                'per stage, in that order, or one width for all')
+        for layers, stage_width in zip(stages.values(), width):
+            for layer in layers:
+                set_width(layer, stage_width)
+
+    def _stage_layers(self) -> Dict[str, List[SlimMixin]]:
+        """The slim layers of each stage, checked once: every layer whose output
+        channels slim lies in exactly one stage."""
+        cached = self.__dict__.get('_stage_layers_cache')
+        if cached is not None:
+            return cached
+        names = self.width_stages()
+        if not names:
+            raise ValueError(
+                f'{type(self).__name__} defines no stages, so it runs at one width '
+                'for every layer only (a float width); stage widths need its '
+                'width_stages()')
+        stages, owner = {}, {}
+        for stage, modules in names.items():
+            layers = []
+            for module_name in modules:
+                for name, layer in self.get_submodule(module_name).named_modules(
+                        prefix=module_name):
+                    if isinstance(layer, SlimMixin):
+                        if name in owner:
+                            raise RuntimeError(f'{type(self).__name__}.width_stages: '
+                                               f'{name} is in stages {owner[name]} and '
+                                               f'{stage}')
+                        owner[name] = stage
+                        layers.append(layer)
+            stages[stage] = layers
+        loose = [name for name, layer in self.named_modules()
+                 if isinstance(layer, SlimMixin) and layer.slim_out and name not in owner]
+        if loose:
+            raise RuntimeError(f'{type(self).__name__}.width_stages: slimming layers '
+                               f'{loose[:5]} are in no stage')
+        self.__dict__['_stage_layers_cache'] = stages
+        return stages
 
     @property
     def full_out_channels(self) -> Tuple[int, ...]:
@@ -63,8 +131,8 @@ class SlimBackboneMixin:
         layers were made input-following), for layouts that are not a prefix."""
 
     def out_channels_at(self, width: float) -> Tuple[int, ...]:
-        """Channels of each output at ``width``: what the downstream layers
-        receive and the FLOPs counter sees."""
+        """Channels of each output at a uniform ``width``: what the downstream
+        layers receive and the FLOPs counter sees."""
         return tuple(active_channels(c, width) for c in self.full_out_channels)
 
 

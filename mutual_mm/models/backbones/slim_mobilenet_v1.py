@@ -5,7 +5,7 @@ mmdet has no MobileNetV1, so the network is built here from mmcv bricks
 conventions (``widen_factor``, ``out_indices``, ``frozen_stages``,
 ``norm_eval``), then made slimmable.
 """
-from typing import Sequence, Tuple
+from typing import Dict, Sequence, Tuple
 
 from mmcv.cnn import ConvModule, DepthwiseSeparableConvModule
 from mmengine.model import BaseModule
@@ -116,6 +116,10 @@ class SlimMobileNetV1(FrozenStagesTrainMixin, SlimBackboneMixin, BaseModule):
                 norm_cfg=self.norm_cfg, act_cfg=self.act_cfg))
             in_channels = out_channels
         return nn.Sequential(*modules), in_channels
+
+    def width_stages(self) -> Dict[str, Sequence[str]]:
+        # no residual sums: each stage's depthwise convs follow their input
+        return {'stem': ['stem'], **{name: [name] for name in self.layers}}
 
     @property
     def full_out_channels(self) -> Tuple[int, ...]:
