@@ -40,7 +40,8 @@ class RunSpec:
             network and data without the hook: the stock train step).
         iters: optimizer steps of batch ``batch_size`` (the budget).
         point: (width, resolution) of an I-Net / plain run.
-        width_range, num_random, distill: the hook's arguments.
+        width_range, num_random, distill, stage_widths: the hook's arguments
+            (``stage_widths``: the random members draw one width per stage).
         lr, warmup: peak learning rate; whether a linear warm-up over the first
             5 % of the steps precedes the cosine decay.
         calibration_sizes: evaluate these calibration-set sizes too (at the
@@ -54,6 +55,7 @@ class RunSpec:
     width_range: Tuple[float, float] = (0.25, 1.0)
     num_random: int = 2
     distill: str = 'kl'
+    stage_widths: bool = False
     lr: float = 0.1
     warmup: bool = True
     batch_size: int = 64
@@ -81,6 +83,8 @@ class RunSpec:
                 parts.append(f'rand{self.num_random}')
             if self.distill != 'kl':
                 parts.append(self.distill)
+            if self.stage_widths:
+                parts.append('stages')
         if self.lr != 0.1:
             parts.append(f'lr{self.lr:g}')
         if not self.warmup:
@@ -144,6 +148,19 @@ def ablation_runs() -> List[RunSpec]:
     ]
 
 
+#: the search study (docs/search.md): uniform vs per-stage sampling, two seeds,
+#: at the first budget of the trend (trained on the first SEARCH_TRAIN_SAMPLES
+#: images; the rest is the search's held-out split)
+SEARCH_BUDGET = 600
+SEARCH_SEEDS = (0, 1)
+SEARCH_TRAIN_SAMPLES = 55000
+
+
+def search_runs() -> List[RunSpec]:
+    return [RunSpec('mutualnet', SEARCH_BUDGET, seed=s, stage_widths=stages, group='search')
+            for s in SEARCH_SEEDS for stages in (False, True)]
+
+
 PLANS = dict(trend=trend_runs, seeds=seed_runs, ablations=ablation_runs)
 
 
@@ -164,6 +181,6 @@ def plan_runs(groups) -> List[RunSpec]:
                 runs[key] = replace(runs[key], calibration_sizes=tuple(merged))
             else:
                 runs[key] = run
-    order = {group: k for k, group in enumerate(('trend', 'seeds', 'ablations'))}
+    order = {group: k for k, group in enumerate(('trend', 'seeds', 'ablations', 'search'))}
     return sorted(runs.values(), key=lambda r: (r.iters > ABLATION_BUDGET, r.iters,
                                                 order[r.group], r.seed))

@@ -114,7 +114,8 @@ def _train_pipeline_and_hook(spec: RunSpec, s: Settings):
         return ([flip, dict(type='MultiResolution', scales=list(s.resolutions),
                             transforms=[dict(type='Resize', keep_ratio=False), pack])],
                 dict(type='MutualLearningHook', width_range=tuple(spec.width_range),
-                     num_random=spec.num_random, distill=spec.distill))
+                     num_random=spec.num_random, distill=spec.distill,
+                     stage_widths=spec.stage_widths))
     if spec.method == 'usnet':
         return ([flip, dict(type='Resize', scale=s.full_resolution, keep_ratio=False), pack],
                 dict(type='MutualLearningHook', width_range=tuple(spec.width_range),

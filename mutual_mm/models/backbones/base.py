@@ -180,6 +180,31 @@ def owns_input_views(backbone) -> bool:
     return issubclass(cls, ViewOwningBackbone)
 
 
+def residual_stages(backbone: nn.Module, stem: List[str], layers: Sequence[str],
+                    adds_its_input=None) -> Dict[str, List[str]]:
+    """``{'stem': stem, layer: [layer], ...}`` for a backbone made of a stem and
+    stages of residual blocks: what most families' :meth:`~SlimBackboneMixin.width_stages`
+    are. A stage whose first block adds its input (the previous stage's output)
+    to its own joins the previous stage (``'stem+layer1'`` in ResNet-18/34), so
+    that both sides of the sum run at one width.
+
+    Args:
+        adds_its_input: ``f(stage module) -> bool``; default: a ResNet stage
+            whose first block has no ``downsample`` (an identity shortcut).
+    """
+    if adds_its_input is None:
+        def adds_its_input(stage):
+            return stage[0].downsample is None
+    stages = {'stem': list(stem)}
+    for name in layers:
+        if adds_its_input(backbone.get_submodule(name)):
+            previous, modules = stages.popitem()
+            stages[f'{previous}+{name}'] = modules + [name]
+        else:
+            stages[name] = [name]
+    return stages
+
+
 def last_conv_out_channels(module: nn.Module) -> int:
     """Output channels of the last convolution in ``module`` (a stage's output)."""
     convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]

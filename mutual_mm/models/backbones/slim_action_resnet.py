@@ -1,10 +1,10 @@
 """Width-slimmable 2D ResNet of MMAction2 (TSN, TSM-free 2D recognizers)."""
-from typing import Tuple
+from typing import Dict, List, Tuple
 
 from mmaction.models.backbones import ResNet as ActionResNet
 
 from ...registry import MODELS
-from .base import SlimBackboneMixin
+from .base import SlimBackboneMixin, residual_stages
 
 
 @MODELS.register_module()
@@ -21,11 +21,19 @@ class SlimActionResNet(SlimBackboneMixin, ActionResNet):
     ``active_channels(C, w)`` output channels. Segments are folded into the
     batch by the recognizer, so a view's frame count (its number of segments)
     needs nothing here.
+
+    Stage widths (see :meth:`width_stages`): stages ``stem`` (``conv1``),
+    ``layer1`` .. ``layer4``; with ResNet-18/34 blocks (``layer1`` has an
+    identity shortcut reading the stem) ``stem+layer1``, ``layer2`` ..
+    ``layer4``.
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.make_slim()
+
+    def width_stages(self) -> Dict[str, List[str]]:
+        return residual_stages(self, ['conv1'], self.res_layers)
 
     @property
     def full_out_channels(self) -> Tuple[int, ...]:

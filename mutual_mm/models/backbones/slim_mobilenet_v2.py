@@ -1,10 +1,10 @@
 """Width-slimmable MobileNetV2 for MMDetection."""
-from typing import Tuple
+from typing import Dict, List, Tuple
 
 from mmdet.models.backbones import MobileNetV2
 
 from ...registry import MODELS
-from .base import SlimBackboneMixin, last_conv_out_channels
+from .base import SlimBackboneMixin, residual_stages, last_conv_out_channels
 
 
 @MODELS.register_module()
@@ -20,11 +20,26 @@ class SlimMobileNetV2(SlimBackboneMixin, MobileNetV2):
     inverted residual's input and output round identically so the skip
     connection always adds matching tensors. Like US-Net we slim every layer,
     the last 1x1 convolution (``conv2``, 1280 channels) included.
+
+    Stage widths (see :meth:`width_stages`): stages ``stem`` (``conv1``),
+    ``layer1`` .. ``layer7`` and ``conv2``. A stage's first inverted residual
+    changes the channel count (or strides), so it has no skip connection and
+    each skip sum lies inside one stage; its depthwise conv follows the
+    expansion conv of its own stage (``layer1``, without expansion, follows the
+    stem). Should a ``widen_factor`` give a stage's first block a skip
+    connection (equal rounded channels, stride 1), that stage joins the
+    previous one (``widen_factor=0.25``: ``stem+layer1``, both 8 channels).
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.make_slim()
+
+    def width_stages(self) -> Dict[str, List[str]]:
+        def adds_its_input(stage):  # layer1..layer7: a skip connection; conv2: none
+            first = next(iter(stage.children()))
+            return getattr(first, 'with_res_shortcut', False)
+        return residual_stages(self, ['conv1'], self.layers, adds_its_input)
 
     @property
     def full_out_channels(self) -> Tuple[int, ...]:

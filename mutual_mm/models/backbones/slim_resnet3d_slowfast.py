@@ -1,7 +1,7 @@
 """SlowFast with a width/space/time-adaptive Slow pathway (paper §4.2.2)."""
 import math
 from itertools import product
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -12,7 +12,7 @@ from ...ops import SlimInputMixin, active_channels, convert_to_slim
 from ...registry import MODELS
 from ...utils import constructor_default
 from ..fusion import AdaptiveFusion, uniform_time_positions
-from .base import ViewOwningBackbone
+from .base import ViewOwningBackbone, residual_stages
 
 
 @MODELS.register_module()
@@ -50,6 +50,13 @@ class SlimResNet3dSlowFast(ViewOwningBackbone, ResNet3dSlowFast):
     The head's input is ``(slow, fast)``; mmaction2's ``SlowFastHead`` pools and
     concatenates ``[fast | slow]``: its classifier keeps its FIRST columns for the
     Fast features (see :meth:`adapt_consumer`).
+
+    Stage widths (see :meth:`width_stages`) are the Slow pathway's: stages
+    ``stem`` (``slow_path.conv1``), ``layer1`` .. ``layer4`` (``slow_path.layer*``;
+    every stage's first block reads ``[slow | fast]`` through a projection
+    shortcut, so each residual sum lies in one stage). The Fast pathway and
+    the lateral convs never slim, so a stage's first block keeps its last (Fast)
+    input columns whatever the previous stage's width.
     """
 
     def __init__(self, *args,
@@ -92,14 +99,11 @@ class SlimResNet3dSlowFast(ViewOwningBackbone, ResNet3dSlowFast):
                     conv.set_input_layout(fast_channels, 'last')
 
     # ------------------------------------------------------------- subnet
-    def set_width(self, width: float) -> None:
-        from ...ops import set_width
-        set_width(self.slow_path, width)
-
-    @property
-    def width(self) -> float:
-        from ...ops import get_width
-        return get_width(self.slow_path)
+    # set_width/width: SlimBackboneMixin's; only the Slow pathway has slim layers
+    def width_stages(self) -> Dict[str, List[str]]:
+        stages = residual_stages(self.slow_path, ['conv1'], self.slow_path.res_layers)
+        return {stage: [f'slow_path.{m}' for m in modules]
+                for stage, modules in stages.items()}
 
     def set_input_view(self, index: int) -> None:
         """Run the Slow pathway on input view ``index`` of :attr:`input_views`."""

@@ -6,7 +6,7 @@ The layers are built exactly as mmcv's :class:`mmcv.cnn.VGG` builds them (with
 ``vgg{11,13,16,19}[_bn]`` ``features.N.*`` keys and a torchvision checkpoint
 minus ``classifier.*`` loads strictly.
 """
-from typing import List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 from mmcv.cnn.vgg import make_vgg_layer
 from mmengine.model import BaseModule
@@ -28,6 +28,13 @@ class SlimVGG(FrozenStagesTrainMixin, SlimBackboneMixin, BaseModule):
 
     At runtime width ``w`` every conv keeps its first ``active_channels(C, w)``
     output channels; output ``i`` has ``out_channels_at(w)[i]`` channels.
+
+    Stage widths (see :meth:`width_stages`): stages ``stage0`` .. ``stage4``,
+    the 0-based stages above (``out_indices`` and ``frozen_stages`` count them
+    the same way; the layers of stage ``i`` are ``features[start:end]`` of
+    ``range_sub_modules[i]``). VGG has no residual sums and no stem apart
+    from ``stage0``: a stage's first conv reads the previous stage's output
+    at whatever width it has.
 
     Args:
         depth (int): 11, 13, 16 or 19. Default: 16.
@@ -102,6 +109,10 @@ class SlimVGG(FrozenStagesTrainMixin, SlimBackboneMixin, BaseModule):
         """The layers of stage ``i`` (0-based), in order."""
         start, end = self.range_sub_modules[i]
         return [self.features[j] for j in range(start, end)]
+
+    def width_stages(self) -> Dict[str, List[str]]:
+        return {f'stage{i}': [f'features.{j}' for j in range(start, end)]
+                for i, (start, end) in enumerate(self.range_sub_modules)}
 
     @property
     def full_out_channels(self) -> Tuple[int, ...]:
