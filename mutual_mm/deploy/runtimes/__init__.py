@@ -10,12 +10,12 @@ name                   precision  what runs
 =====================  =========  ==============================================
 """
 from .base import (PRECISIONS, RUNTIMES, Runtime, SubnetModel, build_runtime,
-                   runtime_class, runtime_names, usable_cpus)
+                   module_timing_runtimes, runtime_class, runtime_names, usable_cpus)
 from .pytorch import TorchRuntime, torch_threads
 from .onnx_runtime import OnnxRuntime, link_or_copy
 from .onnx_runtime_int8 import OnnxRuntimeInt8, quantize_onnx, runtime_operators
 
 __all__ = ['RUNTIMES', 'PRECISIONS', 'Runtime', 'SubnetModel', 'build_runtime',
-           'runtime_class', 'runtime_names', 'usable_cpus', 'TorchRuntime', 'OnnxRuntime',
-           'OnnxRuntimeInt8', 'torch_threads', 'link_or_copy', 'quantize_onnx',
-           'runtime_operators']
+           'runtime_class', 'runtime_names', 'module_timing_runtimes', 'usable_cpus',
+           'TorchRuntime', 'OnnxRuntime', 'OnnxRuntimeInt8', 'torch_threads',
+           'link_or_copy', 'quantize_onnx', 'runtime_operators']

@@ -145,6 +145,23 @@ class Runtime:
         """The config's test metrics of ``artifact`` run here over the test set."""
         raise NotImplementedError
 
+    def module_latency_ms(self, module: nn.Module, inputs, path: Optional[str] = None) -> float:
+        """Median wall time (ms) of one part of a static subnet (plain torch
+        layers, e.g. one backbone stage: what a per-stage latency table times)
+        run here on ``inputs`` (one tensor, batch 1: the input that part
+        receives in the subnet). A runtime that writes files writes the part
+        to ``path``. Default: refused, naming the runtime."""
+        raise ValueError(f'runtime {self.name!r} does not time parts of a model '
+                         '(module_latency_ms); runtimes that do: '
+                         f'{", ".join(map(repr, module_timing_runtimes()))}')
+
+
+def module_timing_runtimes() -> List[str]:
+    """The registered runtimes that time parts of a model
+    (:meth:`Runtime.module_latency_ms`)."""
+    return sorted(name for name, cls in RUNTIMES.module_dict.items()
+                  if cls.module_latency_ms is not Runtime.module_latency_ms)
+
 
 def runtime_names() -> List[str]:
     """The registered runtimes, sorted: what the tools offer."""

@@ -4,7 +4,9 @@ import os
 import os.path as osp
 from typing import Dict, Optional
 
-from ..onnx_export import evaluate_onnx, export_subnet_onnx, onnx_latency_ms, uses_mmdeploy
+from ...fileio import atomic_path
+from ..onnx_export import (_FlatOutputs, evaluate_onnx, export_onnx, export_subnet_onnx,
+                           onnx_latency_ms, uses_mmdeploy)
 from .base import RUNTIMES, Runtime, SubnetModel
 
 
@@ -59,3 +61,11 @@ class OnnxRuntime(Runtime):
     def evaluate(self, artifact: str, target: SubnetModel) -> Dict[str, float]:
         return evaluate_onnx(artifact, target.static_model(), target.test_loader(),
                              target.evaluator(), self.threads)
+
+    def module_latency_ms(self, module, inputs, path: Optional[str] = None) -> float:
+        if path is None:
+            raise ValueError(f'{self.name}: module_latency_ms needs the path of the .onnx file')
+        with atomic_path(path) as tmp:
+            export_onnx(_FlatOutputs(module).eval(), tuple(inputs.shape), tmp)
+        return onnx_latency_ms(path, [inputs.cpu().numpy()], self.threads, self.repeats,
+                               self.warmup)

@@ -41,7 +41,7 @@ import torch
 
 from ...fileio import atomic_path
 from ..onnx_export import need_onnxruntime, onnx_session, uses_mmdeploy
-from .base import RUNTIMES, SubnetModel
+from .base import RUNTIMES, Runtime, SubnetModel
 from .onnx_runtime import OnnxRuntime
 
 
@@ -145,6 +145,8 @@ class OnnxRuntimeInt8(OnnxRuntime):
     precision = 'int8'
     file_suffix = '_int8.onnx'
     metric_in_runtime = True
+    # the fp32 part OnnxRuntime would time is not what runs here: refused
+    module_latency_ms = Runtime.module_latency_ms
 
     def check_model(self, model) -> None:
         if uses_mmdeploy(model, 'model'):

@@ -5,7 +5,7 @@ from typing import Dict
 import torch
 
 from ...models.slimming import unwrap_model
-from ..complexity import measure_latency_ms
+from ..complexity import measure_latency_ms, median_ms
 from .base import RUNTIMES, Runtime, SubnetModel
 
 
@@ -47,3 +47,10 @@ class TorchRuntime(Runtime):
             for batch in loader:
                 evaluator.process(data_samples=artifact.test_step(batch), data_batch=batch)
         return evaluator.evaluate(len(loader.dataset))
+
+    @torch.no_grad()
+    def module_latency_ms(self, module, inputs, path=None) -> float:
+        module.eval()
+        sync = torch.cuda.synchronize if inputs.is_cuda else None
+        with torch_threads(self.threads):
+            return median_ms(lambda: module(inputs), self.repeats, self.warmup, sync)
