@@ -269,3 +269,18 @@ def write_fake_fashion_mnist(root, num_train=96, num_test=40, seed=0):
         write_idx(root / f'{prefix}-images-idx3-ubyte.gz', images)
         write_idx(root / f'{prefix}-labels-idx1-ubyte.gz', labels)
     return root
+
+
+def randomize_bn(model, seed=0):
+    """Non-trivial BN running statistics and affine terms, so that eval-mode
+    equality between two networks means something."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+    return model

@@ -12,20 +12,9 @@ from mutual_mm.models import SlimMobileNetV2, SlimResNet
 from mutual_mm.ops import WidthGrid, export_static
 from mutual_mm.utils import build_model, load_config
 
-from .helpers import det_packed_inputs, loss_of
+from .helpers import det_packed_inputs, loss_of, randomize_bn
 
 MASK_RCNN = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
-
-
-def _randomize_bn_stats(model, seed=0):
-    """Non-trivial running statistics, so eval-mode equality means something."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
 
 
 def _max_abs_diff(outs_a, outs_b):
@@ -42,7 +31,7 @@ def _max_abs_diff(outs_a, outs_b):
 def test_full_width_equals_stock(stock_cls, slim_cls, kwargs, train):
     torch.manual_seed(0)
     stock = stock_cls(**kwargs)
-    _randomize_bn_stats(stock)
+    randomize_bn(stock)
     slim = slim_cls(**kwargs)
     slim.load_state_dict(stock.state_dict(), strict=True)
     stock.train(train)
@@ -61,7 +50,7 @@ def test_full_width_equals_stock(stock_cls, slim_cls, kwargs, train):
 def test_stock_checkpoint_loads_strictly(tmp_path, slim_cls, stock_cls, kwargs):
     torch.manual_seed(1)
     stock = stock_cls(**kwargs)
-    _randomize_bn_stats(stock)
+    randomize_bn(stock)
     path = tmp_path / 'stock.pth'
     torch.save({'state_dict': stock.state_dict()}, path)
     slim = slim_cls(**kwargs)
@@ -99,7 +88,7 @@ def test_out_channels_at_matches_outputs(slim_cls, kwargs, width):
 def test_slim_backbone_equals_its_static_export(slim_cls, kwargs):
     torch.manual_seed(0)
     model = slim_cls(**kwargs)
-    _randomize_bn_stats(model)
+    randomize_bn(model)
     model.eval()
     model.set_width(0.5)
     x = torch.randn(1, 3, 64, 64)

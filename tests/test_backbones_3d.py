@@ -8,7 +8,7 @@ import mutual_mm  # noqa: F401
 from mutual_mm.models import SlimResNet3dSlowOnly, SlimX3D
 from mutual_mm.ops import export_static
 
-from .test_backbones_2d import _randomize_bn_stats
+from .helpers import randomize_bn
 
 SLOW = (ResNet3dSlowOnly, SlimResNet3dSlowOnly, dict(depth=50, pretrained=None,
                                                      lateral=False))
@@ -20,7 +20,7 @@ X3D_M = (X3D, SlimX3D, dict(gamma_w=1, gamma_b=2.25, gamma_d=2.2))
 def test_full_width_equals_stock(stock_cls, slim_cls, kwargs, train):
     torch.manual_seed(0)
     stock = stock_cls(**kwargs)
-    _randomize_bn_stats(stock)
+    randomize_bn(stock)
     slim = slim_cls(**kwargs)
     slim.load_state_dict(stock.state_dict(), strict=True)
     stock.train(train)

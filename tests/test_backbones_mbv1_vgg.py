@@ -11,7 +11,7 @@ import mutual_mm  # noqa: F401
 from mutual_mm.models import SlimMobileNetV1, SlimVGG
 from mutual_mm.ops import SlimMixin, export_static
 
-from .helpers import needs
+from .helpers import needs, randomize_bn
 
 pytestmark = pytest.mark.core
 
@@ -33,19 +33,6 @@ def _seed():
 
 def _input(size=64):
     return torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1))
-
-
-def _randomize_bn(model, seed=0):
-    """Non-trivial BN parameters and statistics, so eval-mode equality means something."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-    return model
 
 
 def _dense_twin(cls, **kwargs):
@@ -173,7 +160,7 @@ def test_vgg16_bn_keys_are_torchvisions_and_load_strictly():
 # --------------------------------------------------------------- static export
 @pytest.mark.parametrize('cls', BACKBONES)
 def test_export_static_at_half_width(cls):
-    model = _randomize_bn(cls()).eval()
+    model = randomize_bn(cls()).eval()
     model.set_width(0.5)
     x = _input()
     with torch.no_grad():
@@ -193,7 +180,7 @@ def test_export_static_at_half_width(cls):
 @pytest.mark.parametrize('train', [False, True])
 @pytest.mark.parametrize('cls', BACKBONES)
 def test_full_width_is_the_dense_network(cls, train):
-    model = _randomize_bn(cls())
+    model = randomize_bn(cls())
     dense = _dense_twin(cls)
     assert not any(isinstance(m, SlimMixin) for m in dense.modules())
     dense.load_state_dict(model.state_dict(), strict=True)
@@ -217,7 +204,7 @@ def test_full_width_is_the_dense_network(cls, train):
 
 
 def test_full_width_vgg_equals_mmcv_vgg():
-    model = _randomize_bn(SlimVGG()).eval()
+    model = randomize_bn(SlimVGG()).eval()
     stock = MmcvVGG(16, with_bn=True, out_indices=(1, 2, 3, 4), bn_eval=False)
     stock.load_state_dict(model.state_dict(), strict=True)
     stock.eval()

@@ -12,7 +12,7 @@ import mutual_mm  # noqa: F401
 from mutual_mm.models import AdaptiveFusion, SlimResNet3dSlowFast
 from mutual_mm.utils import build_model, load_config
 
-from .test_backbones_2d import _randomize_bn_stats
+from .helpers import randomize_bn
 
 SLOWFAST_8X8 = 'mmaction::recognition/slowfast/slowfast_r50_8xb8-8x8x1-256e_kinetics400-rgb.py'
 
@@ -21,7 +21,7 @@ SLOWFAST_8X8 = 'mmaction::recognition/slowfast/slowfast_r50_8xb8-8x8x1-256e_kine
 def test_full_network_equals_stock_and_loads_strictly(tmp_path, train):
     torch.manual_seed(0)
     stock = ResNet3dSlowFast()
-    _randomize_bn_stats(stock)
+    randomize_bn(stock)
     path = tmp_path / 'stock.pth'
     torch.save({'state_dict': stock.state_dict()}, path)
     slim = SlimResNet3dSlowFast()

@@ -16,20 +16,9 @@ from mutual_mm.engine.trained_space import TrainedSpace, check_trained
 from mutual_mm.models import SlimVGG
 from mutual_mm.ops import WidthGrid, active_channels, export_static, width_str
 
-from .helpers import needs
+from .helpers import needs, randomize_bn
 
 GRID = WidthGrid((0.25, 1.0), step=0.25)
-
-
-def _randomize_bn(model, seed=0):
-    """Non-trivial BN statistics and affine terms, so equality means something."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
 
 
 def _outputs(out):
@@ -123,7 +112,7 @@ def _random_stage_widths(n, seed):
 def test_stages_equal_the_static_network_and_name_each_output(name, stages):
     torch.manual_seed(0)
     model, x, producers = _build(name)
-    _randomize_bn(model)
+    randomize_bn(model)
     model.eval()
     assert list(model.width_stages()) == stages
     for seed in (0, 1):
@@ -148,7 +137,7 @@ def test_stages_equal_the_static_network_and_name_each_output(name, stages):
 def test_uniform_stage_widths_are_the_uniform_width(name, stages):
     torch.manual_seed(0)
     model, x, _ = _build(name)
-    _randomize_bn(model)
+    randomize_bn(model)
     model.eval()
     model.set_width(0.5)
     with torch.no_grad():
@@ -224,7 +213,7 @@ def test_mask_rcnn_fpn_reads_the_stage_widths_outputs():
 def test_slowfast_fast_pathway_is_unchanged_by_slow_stage_widths():
     torch.manual_seed(0)
     model = _slowfast()
-    _randomize_bn(model)
+    randomize_bn(model)
     model.eval()
     x = torch.randn(1, 3, 16, 32, 32)
     with torch.no_grad():

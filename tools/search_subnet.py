@@ -4,7 +4,7 @@ subnet of a MutualNet checkpoint under each budget.
     python tools/search_subnet.py CONFIG CHECKPOINT --flops-budgets 2e6 4e6 \
         [--latency-budgets 1.5 3 --runtime onnxruntime] [--held-out N] \
         [--search-step 0.25] [--out-dir DIR] [--allow-untrained] \
-        [--calibration-batches 3] [--threads 1]
+        [--calibration-batches 3] [--threads 1] [--cfg-options KEY=VALUE ...]
 
 Greedy, as AutoSlim (Yu & Huang 2019): per trained view, from the full width,
 each step lowers the one stage whose next-narrower width loses the least
@@ -35,6 +35,8 @@ import sys
 import warnings
 
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
+
+from mmengine.config import DictAction  # noqa: E402
 
 import mutual_mm  # noqa: E402,F401
 from mutual_mm.deploy.runtimes import module_timing_runtimes, runtime_names  # noqa: E402
@@ -78,6 +80,9 @@ def main(argv=None):
     parser.add_argument('--latency-checks', type=positive(int, 'number of subnets'),
                         default=8, help='random stage-width subnets measured end to '
                         'end to check the latency table')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
+                        help='override config settings, as mmengine tools do (e.g. '
+                        'train_dataloader.dataset.indices=192: what the checkpoint trained on)')
     args = parser.parse_args(argv)
     exit_on_sigterm()  # an interrupted write removes its temporary file
     if not args.flops_budgets and not args.latency_budgets:
@@ -88,6 +93,8 @@ def main(argv=None):
     try:  # a bad value: the message names it and what is valid
         check_budgets(args.flops_budgets, args.latency_budgets, args.runtime)
         cfg = load_config(args.config)
+        if args.cfg_options:
+            cfg.merge_from_dict(args.cfg_options)
         return search_subnet(
             cfg, args.checkpoint, args.out_dir, args.flops_budgets, args.latency_budgets,
             args.runtime, args.held_out, args.search_step, args.allow_untrained,
