@@ -158,7 +158,24 @@ def report(results_dir: str, out: str) -> dict:
             gains = [_fmt(means[k, 'chosen'] - base if None not in (means[k, 'chosen'], base)
                           else None) for k in ('uniform', 'stages')]
             lines.append(f'| {budget / scale:g} {unit} | ' + ' | '.join(cells + gains) + ' |')
-        lines += ['', 'Mean over seeds (each seed in brackets).', '']
+        lines += ['', 'Mean over seeds (each seed in brackets). The same picks on the held-out '
+                  'split (what the search maximizes): searched − uniform, per checkpoint kind:',
+                  '', '| budget | U: held-out gain | S: held-out gain | picks over the budget '
+                  '(measured) |', '| --- | --- | --- | --- |']
+        for budget in budgets:
+            gains, over = [], 0
+            for kind in ('uniform', 'stages'):
+                chosen = picks.get((cost, budget, kind, 'chosen'), {})
+                uniform = picks.get((cost, budget, kind, 'uniform'), {})
+                gains.append(_mean([chosen[s]['held_out'] - uniform[s]['held_out']
+                                    for s in seeds if s in chosen and s in uniform]))
+                for by_seed in (chosen, uniform):
+                    measured = [p[cost] for p in by_seed.values() if p[cost] is not None]
+                    over += sum(1 for m in measured if m > budget)
+            total = len(seeds) * 4
+            lines.append(f'| {budget / scale:g} {unit} | {_fmt(gains[0])} | {_fmt(gains[1])} | '
+                         f'{over} of {total} |')
+        lines.append('')
         lines += ['Picks (seed: key, held-out top-1, test top-1, test FLOPs, measured ms):', '']
         for budget in budgets:
             for kind in ('uniform', 'stages'):
@@ -173,23 +190,38 @@ def report(results_dir: str, out: str) -> dict:
                             f'{_fmt(p["latency_ms"], 3)} ms' + (' (over budget)' if over else ''))
         lines.append('')
     # what per-stage sampling costs the uniform subnets (test set, every trained view)
-    lines += ['## What per-stage sampling costs the uniform subnets', '',
-              'Test top-1 of each uniform subnet (the training runs\' own tables, 10 '
-              'calibration batches), S − U per seed, then the mean.', '',
-              '| subnet | U | S | S − U |', '| --- | --- | --- | --- |']
-    differences = []
     by_run = {n: {(r['width'], r['resolution']): r['top1'] for r in d['rows']}
               for n, d in trainings.items()}
-    for width, res in sorted(next(iter(by_run.values()), {}), reverse=True):
-        u = [by_run.get(f'mutualnet_i{plan.SEARCH_BUDGET}_s{s}', {}).get((width, res))
-             for s in seeds]
-        st = [by_run.get(f'mutualnet_stages_i{plan.SEARCH_BUDGET}_s{s}', {}).get((width, res))
-              for s in seeds]
-        diff = [b - a for a, b in zip(u, st) if None not in (a, b)]
-        differences += diff
-        lines.append(f'| {width:g}x-{res} | {_fmt(_mean(u))} | {_fmt(_mean(st))} | '
-                     f'{_fmt(_mean(diff))} |')
-    lines += ['', f'Mean over subnets and seeds: {_fmt(_mean(differences))} points.', '']
+    longer = plan.SEARCH_LONGER_BUDGET
+
+    def top1(stages, iters, seed, subnet):
+        name = f'mutualnet{"_stages" if stages else ""}_i{iters}_s{seed}'
+        return by_run.get(name, {}).get(subnet)
+
+    lines += ['## What per-stage sampling costs the uniform subnets', '',
+              'Test top-1 of each uniform subnet (each training run\'s own table, 10 '
+              f'calibration batches): S − U at {plan.SEARCH_BUDGET} steps (mean of the seeds, '
+              f'and seed 0 alone) and at {longer} steps (seed 0).', '',
+              f'| subnet | U {plan.SEARCH_BUDGET} | S − U {plan.SEARCH_BUDGET} | S − U '
+              f'{plan.SEARCH_BUDGET}, seed 0 | U {longer}, seed 0 | S − U {longer}, seed 0 |',
+              '| --- | --- | --- | --- | --- | --- |']
+    columns = {'short': [], 'short0': [], 'long0': []}
+    for subnet in sorted(next(iter(by_run.values()), {}), reverse=True):
+        short = [(top1(False, plan.SEARCH_BUDGET, s, subnet),
+                  top1(True, plan.SEARCH_BUDGET, s, subnet)) for s in seeds]
+        diff = [b - a for a, b in short if None not in (a, b)]
+        u_long, s_long = top1(False, longer, 0, subnet), top1(True, longer, 0, subnet)
+        long0 = s_long - u_long if None not in (u_long, s_long) else None
+        short0 = diff[0] if diff else None
+        for key, value in (('short', _mean(diff)), ('short0', short0), ('long0', long0)):
+            if value is not None:
+                columns[key].append(value)
+        lines.append(f'| {subnet[0]:g}x-{subnet[1]} | {_fmt(_mean([a for a, _ in short]))} | '
+                     f'{_fmt(_mean(diff))} | {_fmt(short0)} | {_fmt(u_long)} | '
+                     f'{_fmt(long0)} |')
+    lines.append(f'| mean | | {_fmt(_mean(columns["short"]))} | '
+                 f'{_fmt(_mean(columns["short0"]))} | | {_fmt(_mean(columns["long0"]))} |')
+    lines.append('')
     lines += ['## What the search cost', '',
               '| checkpoint | candidates evaluated | search wall time | s per candidate | '
               'latency table error (mean / max %) |', '| --- | --- | --- | --- | --- |']
