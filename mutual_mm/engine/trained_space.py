@@ -85,7 +85,7 @@ class TrainedSpace:
 
     def describe(self) -> str:
         parts = [f'widths {self.width_range[0]:g}..{self.width_range[1]:g}'
-                 + (' per stage' if self.stage_widths else ' (uniform)')]
+                 + (' per stage' if self.stage_widths else '')]
         if self.scales:
             parts.append(f'scales {self.scales}')
         if self.frames:
