@@ -141,13 +141,20 @@ def _measure(runtime, target: SubnetModel, folder: Optional[str], metric: str,
     """(runtime, metric, latency) of ``target`` in ``runtime``: its artifact
     exported (into ``folder`` when it writes a file) and timed; the metric
     measured in it where its outputs differ from PyTorch's, else PyTorch's."""
-    path = (osp.join(folder, target.subnet.key + runtime.file_suffix)
-            if runtime.file_suffix else None)
-    artifact = runtime.export(target, path)
-    ms = runtime.latency_ms(artifact, target)
+    artifact, ms = export_and_time(runtime, target, folder)
     value = (float(runtime.evaluate(artifact, target)[metric]) if runtime.metric_in_runtime
              else torch_metric)
     return runtime, value, ms
+
+
+def export_and_time(runtime, target: SubnetModel, folder: Optional[str]):
+    """(artifact, latency in ms) of ``target`` in ``runtime``: exported (into
+    ``folder``, named by the subnet's key, when the runtime writes a file), then
+    timed."""
+    path = (osp.join(folder, target.subnet.key + runtime.file_suffix)
+            if runtime.file_suffix else None)
+    artifact = runtime.export(target, path)
+    return artifact, runtime.latency_ms(artifact, target)
 
 
 class _SubnetLoaders:

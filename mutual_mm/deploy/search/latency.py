@@ -23,6 +23,7 @@ import torch
 from ...hosts import HostForward, host_of, set_model_width
 from ...models.slimming import find_slim_backbone, unwrap_model
 from ...ops import export_static, normalize_width
+from ..build_table import export_and_time
 from ..runtimes import SubnetModel
 from ..subnet import Subnet
 
@@ -149,9 +150,7 @@ def end_to_end_ms(model, runtime, subnet: Subnet, example: Callable, folder: str
     """``subnet``'s latency measured whole in ``runtime`` (its exported model)."""
     examples, batch = example(subnet)
     target = SubnetModel(unwrap_model(model), subnet, examples, batch)
-    path = osp.join(folder, 'subnet' + (runtime.file_suffix or ''))
-    artifact = runtime.export(target, path if runtime.file_suffix else None)
-    return runtime.latency_ms(artifact, target)
+    return export_and_time(runtime, target, folder)[1]
 
 
 def check_latency_table(table: StageLatencyTable, model, runtime, widths: Sequence[float],
